@@ -1,0 +1,64 @@
+"""Settings from the environment (prefix ROUNDTABLE_) and an optional .env file."""
+
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpTls(str, Enum):
+    none = "none"
+    starttls = "starttls"
+    ssl = "ssl"
+
+
+def default_secret_file() -> Path:
+    """The secret key lives outside the repository, in the user's config dir."""
+    return Path.home() / ".config" / "roundtable" / "secret_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUNDTABLE_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///roundtable.db"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: SmtpTls = SmtpTls.none
+    sender: str = "Roundtable <roundtable@localhost>"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    secret_file: Path = default_secret_file()
+    timezone: str = "Asia/Vientiane"
+    outbox_dir: Path = Path("outbox")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    def resolved_secret_key(self) -> str | None:
+        """The key from the environment, else from the secret file, else None."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.secret_file.exists():
+            return self.secret_file.read_text(encoding="utf-8").strip() or None
+        return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

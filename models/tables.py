@@ -1,0 +1,182 @@
+"""The database tables. Every datetime column is UTCDateTime: aware in, UTC stored, aware out.
+
+No `from __future__ import annotations` here: SQLModel relationships break under it.
+"""
+
+from datetime import date, datetime
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy.ext.mutable import MutableDict, MutableList
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+ROLES = ("chair", "co-chair", "secretariat-head", "secretariat", "member", "mpi-focal")
+STEP_KINDS = ("collect", "meeting", "review", "approval", "submit", "task")
+LANGUAGES = ("lo", "en")
+
+
+def _utc(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json_dict() -> Any:
+    return Field(default_factory=dict, sa_column=Column(MutableDict.as_mutable(JSON), nullable=False))
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(MutableList.as_mutable(JSON), nullable=False))
+
+
+class WorkingGroup(SQLModel, table=True):
+    __tablename__ = "working_group"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    code: str = Field(index=True, unique=True, max_length=32)
+    name_lo: str
+    name_en: str
+    parent_id: Optional[int] = Field(default=None, foreign_key="working_group.id")
+    timezone: str = "Asia/Vientiane"
+    # Decreed days off that the holidays package does not know (ISO dates).
+    closed_days: list = _json_list()
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "member"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str
+    email: str = Field(index=True, unique=True, max_length=320)  # stored lower-case
+    organisation: str = ""
+    language: str = "lo"
+
+
+class Membership(SQLModel, table=True):
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("member_id", "group_id", "role", "starts_on", name="uq_membership"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    group_id: int = Field(foreign_key="working_group.id", index=True)
+    role: str
+    starts_on: Optional[date] = None
+    ends_on: Optional[date] = None  # exclusive; None = open-ended (co-chairs rotate)
+
+
+class Cycle(SQLModel, table=True):
+    __tablename__ = "cycle"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="working_group.id", index=True)
+    year: int  # the planning year: the 2020 plan is prepared from November 2019
+    state: str = "live"  # live | finished | cancelled
+    anchors: dict = _json_dict()  # key -> ISO 8601 datetime with offset
+    definition: dict = _json_dict()  # snapshot of the validated definition
+    definition_path: str = ""
+    plan_revision: int = 1  # raised when a chair rejects the plan
+    created_at: Optional[datetime] = _utc(nullable=False)
+
+
+class Step(SQLModel, table=True):
+    __tablename__ = "step"
+    __table_args__ = (UniqueConstraint("cycle_id", "key", name="uq_step_key"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    cycle_id: int = Field(foreign_key="cycle.id", index=True)
+    key: str
+    kind: str
+    position: int = 0
+    state: str = "planned"  # planned | open | closed | done | skipped
+    opens_at: Optional[datetime] = _utc()
+    due_at: Optional[datetime] = _utc()
+    starts_at: Optional[datetime] = _utc()
+    ends_at: Optional[datetime] = _utc()
+    opened_at: Optional[datetime] = _utc()
+    closed_at: Optional[datetime] = _utc()
+    outcome: str = ""  # e.g. approved / rejected / submitted
+    data: dict = _json_dict()
+
+
+class Response(SQLModel, table=True):
+    __tablename__ = "response"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    step_id: int = Field(foreign_key="step.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    kind: str  # suggestion | comment | rsvp | survey | minutes | checklist | receipt
+    body: str = ""
+    data: dict = _json_dict()
+    at: Optional[datetime] = _utc(nullable=False)
+
+
+class Decision(SQLModel, table=True):
+    __tablename__ = "decision"
+    __table_args__ = (UniqueConstraint("step_id", "member_id", "plan_revision", name="uq_decision_once"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    step_id: int = Field(foreign_key="step.id", index=True)
+    member_id: int = Field(foreign_key="member.id")
+    decision: str  # approve | reject
+    reason: str = ""
+    plan_revision: int = 1
+    at: Optional[datetime] = _utc(nullable=False)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox. One row per message, unique by key; the Message-ID derives from the key.
+
+    States: scheduled (planned, not yet rendered) -> ready (rendered, awaiting delivery)
+    -> sending (claimed under a lease) -> sent | failed; or skipped / folded by the late policy.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        Index("ix_notification_state_due", "state", "due_at"),
+        Index("ix_notification_state_next", "state", "next_attempt_at"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=255)
+    cycle_id: Optional[int] = Field(default=None, foreign_key="cycle.id", index=True)
+    step_id: Optional[int] = Field(default=None, foreign_key="step.id", index=True)
+    step_key: str = ""
+    member_id: Optional[int] = Field(default=None, foreign_key="member.id", index=True)
+    recipient: str = ""  # the To address
+    cc: list = _json_list()
+    kind: str  # call | reminder | digest | invite | agenda | ... (one template folder each)
+    slot: str = ""  # tells apart messages of one kind for one step and person (e.g. reminder offset)
+    revision: int = 0
+    policy: str = "send_late"  # send_late | skip_if_stale | fold
+    state: str = "scheduled"
+    due_at: Optional[datetime] = _utc(nullable=False)
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = _utc()
+    lease_until: Optional[datetime] = _utc()
+    last_error: str = ""
+    message_id: str = ""
+    subject: str = ""
+    payload: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    context: dict = _json_dict()
+    created_at: Optional[datetime] = _utc(nullable=False)
+    sent_at: Optional[datetime] = _utc()
+
+
+class CalendarEntry(SQLModel, table=True):
+    __tablename__ = "calendar_entry"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    uid: str = Field(unique=True, max_length=255)  # stable across sends and feed regenerations
+    cycle_id: Optional[int] = Field(default=None, foreign_key="cycle.id", index=True)
+    step_id: Optional[int] = Field(default=None, foreign_key="step.id", index=True)
+    kind: str = "meeting"  # meeting | deadline
+    sequence: int = 0  # raised on every change
+    cancelled: bool = False
+    starts_at: Optional[datetime] = _utc()
+    ends_at: Optional[datetime] = _utc()
+    updated_at: Optional[datetime] = _utc()
+
+
+class Document(SQLModel, table=True):
+    __tablename__ = "document"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    cycle_id: Optional[int] = Field(default=None, foreign_key="cycle.id", index=True)
+    kind: str  # work_plan | agenda | minutes | progress_report | ...
+    revision: int = 1
+    checksum: str = ""  # sha256 of the content
+    filename: str = ""
+    media_type: str = "application/octet-stream"
+    content: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    path: str = ""
+    created_at: Optional[datetime] = _utc(nullable=False)

@@ -1,0 +1,93 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, and an isolated environment.
+
+PostgreSQL is 127.0.0.1:5432, database `test` (trust auth). Locally an unreachable server
+skips the PostgreSQL half; under CI=true it fails the run instead.
+"""
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from models.db import make_engine, upgrade
+
+PG_ADMIN_URL = os.environ.get("ROUNDTABLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = make_engine(PG_ADMIN_URL)
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - the reason is reported
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh schema on the test PostgreSQL for this test session; dropped afterwards."""
+    problem = _pg_available()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is unreachable under CI: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    yield PG_ADMIN_URL
+
+
+def _fresh_pg_engine(pg_url: str):
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(pg_url + ("&" if "?" in pg_url else "?") + f"options=-csearch_path%3D{schema}")
+    return admin, engine, schema
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    """A migrated, empty database: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    pg = request.getfixturevalue("pg_url")
+    admin, eng, schema = _fresh_pg_engine(pg)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    eng = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test reads the developer's settings, secret key or working directory."""
+    for name in list(os.environ):
+        if name.startswith("ROUNDTABLE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ROUNDTABLE_SECRET_FILE", str(tmp_path / "secret_key"))
+    monkeypatch.setenv("ROUNDTABLE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.chdir(tmp_path)
+    from models.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
