@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from roundtable.commands import calendar, cycle, groups, init, roster, rsvp, simulate
+from roundtable.commands import calendar, cycle, groups, init, roster, rsvp, simulate, timeline
 
 app = typer.Typer(
     help="Roundtable: the annual planning cycle of a sector working group (Lao PDR Round Table Process).",
@@ -21,6 +21,7 @@ app.add_typer(cycle.app, name="cycle", help="Start a cycle, move its anchors.")
 init.register(app)
 cycle.register(app)
 simulate.register(app)
+timeline.register(app)
 
 
 def main() -> None:

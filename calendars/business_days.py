@@ -1,0 +1,53 @@
+"""Business days in Laos: weekends, Lao public holidays (holidays package), and a group's decreed days off."""
+
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Iterable
+
+import holidays
+
+WEEKEND = (5, 6)  # Saturday, Sunday
+
+
+@lru_cache(maxsize=256)
+def lao_holidays(year: int, language: str = "en_US") -> dict[date, str]:
+    """Public holidays of one year; the language is passed so names never follow the process locale."""
+    return dict(holidays.country_holidays("LA", years=[year], language=language))
+
+
+class BusinessCalendar:
+    def __init__(self, closed_days: Iterable[date] = ()):
+        self.closed_days = frozenset(closed_days)
+
+    def holiday_name(self, day: date, language: str = "en_US") -> str | None:
+        if day in self.closed_days:
+            return "ວັນພັກພິເສດ" if language == "lo" else "Decreed day off"
+        return lao_holidays(day.year, language).get(day)
+
+    def is_business_day(self, day: date) -> bool:
+        return day.weekday() not in WEEKEND and day not in self.closed_days and day not in lao_holidays(day.year)
+
+    def next_business_day(self, day: date, include_today: bool = True) -> date:
+        if not include_today:
+            day += timedelta(days=1)
+        while not self.is_business_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def add_business_days(self, day: date, count: int) -> date:
+        """`count` business days after `day` (before, when negative); 0 rolls forward to a business day."""
+        if count == 0:
+            return self.next_business_day(day)
+        step = 1 if count > 0 else -1
+        remaining = abs(count)
+        while remaining:
+            day += timedelta(days=step)
+            if self.is_business_day(day):
+                remaining -= 1
+        return day
+
+    def next_business_morning(self, moment: datetime, at: time = time(9, 0)) -> datetime:
+        """The next business day at `at` local time, strictly after `moment` (aware, in its own zone)."""
+        candidate = datetime.combine(moment.date(), at, tzinfo=moment.tzinfo)
+        day = moment.date() if candidate > moment else moment.date() + timedelta(days=1)
+        return datetime.combine(self.next_business_day(day), at, tzinfo=moment.tzinfo)

@@ -1,0 +1,184 @@
+"""Definition + planning year + anchors -> dated steps in the group's zone."""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from calendars.business_days import BusinessCalendar
+from models.definition import CycleDefinition, DefinitionError, StepDef, TimeExpr, parse_time_expr
+
+# The time of day a field falls on when its expression moves by days and names no `at`.
+_OPENING_FIELDS = ("opens", "agenda_at", "reminders", "escalation.after")
+_CLOSING_FIELDS = ("due", "minutes_due")
+
+
+@dataclass
+class DatedStep:
+    key: str
+    kind: str
+    title_lo: str
+    title_en: str
+    opens_at: datetime | None
+    due_at: datetime | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    agenda_at: datetime | None = None
+    minutes_due_at: datetime | None = None
+    escalation_at: datetime | None = None
+    reminders: list[tuple[str, datetime]] = field(default_factory=list)  # (expression, moment)
+
+    @property
+    def first_moment(self) -> datetime:
+        return min(t for t in (self.opens_at, self.starts_at, self.due_at) if t is not None)
+
+    def as_json(self) -> dict:
+        iso = lambda t: t.isoformat() if t else None  # noqa: E731
+        return {"key": self.key, "kind": self.kind, "title_lo": self.title_lo, "title_en": self.title_en,
+                "opens_at": iso(self.opens_at), "due_at": iso(self.due_at),
+                "starts_at": iso(self.starts_at), "ends_at": iso(self.ends_at)}
+
+
+def _hhmm(text: str) -> time:
+    hour, minute = (int(x) for x in text.split(":"))
+    return time(hour, minute)
+
+
+def default_anchors(definition: CycleDefinition, year: int, zone: ZoneInfo) -> dict[str, datetime]:
+    return {
+        key: datetime(year + a.year_offset, a.month, a.day, tzinfo=zone).replace(
+            hour=_hhmm(a.time).hour, minute=_hhmm(a.time).minute)
+        for key, a in definition.anchors.items()
+    }
+
+
+def parse_anchor(definition: CycleDefinition, text: str, zone: ZoneInfo) -> tuple[str, datetime]:
+    """`KEY=DATE` or `KEY=DATETIME` (ISO 8601; a date takes the anchor's own time, no offset = local zone)."""
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not value:
+        raise ValueError(f"--anchor {text!r}: write KEY=DATE, e.g. annual_meeting=2019-11-13")
+    if key not in definition.anchors:
+        raise ValueError(f"--anchor {text!r}: unknown anchor {key!r} (known: {', '.join(definition.anchors)})")
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, _hhmm(definition.anchors[key].time), tzinfo=zone)
+        else:
+            moment = datetime.fromisoformat(value)
+            moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    except ValueError:
+        raise ValueError(f"--anchor {text!r}: {value!r} is not an ISO date or date-time") from None
+    return key, moment
+
+
+class _Evaluator:
+    def __init__(self, definition: CycleDefinition, anchors: dict[str, datetime], calendar: BusinessCalendar,
+                 zone: ZoneInfo):
+        self.definition, self.anchors, self.calendar, self.zone = definition, anchors, calendar, zone
+        self.memo: dict[tuple[str, str], datetime | None] = {}
+
+    def point(self, step_key: str, point: str) -> datetime | None:
+        node = (step_key, point)
+        if node not in self.memo:
+            step = self.definition.step(step_key)
+            text = getattr(step, point)
+            if text is None:
+                self.memo[node] = self._fallback(step, point)
+            else:
+                self.memo[node] = self.evaluate(parse_time_expr(text), step, point)
+        return self.memo[node]
+
+    def _fallback(self, step: StepDef, point: str) -> datetime | None:
+        """Meetings open when their invites go (default: 10 business days ahead) and close when they end."""
+        if step.kind == "meeting":
+            if point == "opens":
+                start = self.point(step.key, "starts")
+                return self.evaluate(parse_time_expr("starts - 10 business days"), step, "opens") if start else None
+            if point == "due":
+                return self.point(step.key, "ends")
+        return None
+
+    def evaluate(self, expr: TimeExpr, owner: StepDef, field_name: str) -> datetime:
+        if expr.point is None:
+            base = self.anchors[expr.ref]
+        else:
+            base = self.point(expr.ref or owner.key, expr.point)
+            if base is None:
+                raise DefinitionError([f"steps[{self._index(owner)}].{field_name}: {expr.text!r} refers to "
+                                       f"'{expr.ref or owner.key}.{expr.point}', which that step does not have"])
+        base = base.astimezone(self.zone)
+        if expr.unit == "hour":
+            moment = base + timedelta(hours=expr.amount)
+        elif expr.amount == 0 and expr.at is None:
+            return base  # a plain reference keeps the exact moment
+        else:
+            day = base.date()
+            if expr.unit == "bday":
+                day = self.calendar.add_business_days(day, expr.amount)
+            else:
+                days = expr.amount * (7 if expr.unit == "week" else 1)
+                # An offset never lands on a weekend or a closed day.
+                day = self.calendar.next_business_day(day + timedelta(days=days))
+            moment = datetime.combine(day, self._time_of_day(expr, base, field_name), tzinfo=self.zone)
+        return moment
+
+    def _time_of_day(self, expr: TimeExpr, base: datetime, field_name: str) -> time:
+        if expr.at is not None:
+            return expr.at
+        root = field_name.split("[")[0]
+        if root in _OPENING_FIELDS:
+            return _hhmm(self.definition.defaults.opens_time)
+        if root in _CLOSING_FIELDS:
+            return _hhmm(self.definition.defaults.due_time)
+        return base.timetz().replace(tzinfo=None)
+
+    def _index(self, step: StepDef) -> int:
+        return self.definition.steps.index(step)
+
+
+def compute_timeline(definition: CycleDefinition, year: int, anchors: dict[str, datetime] | None = None,
+                     *, timezone: str = "Asia/Vientiane", closed_days=(), source: str = "") -> list[DatedStep]:
+    """Dated steps, in definition order. Raises DefinitionError when the dates contradict each other."""
+    zone = ZoneInfo(timezone)
+    merged = default_anchors(definition, year, zone)
+    for key, moment in (anchors or {}).items():
+        merged[key] = moment.astimezone(zone)
+    evaluator = _Evaluator(definition, merged, BusinessCalendar(closed_days), zone)
+    dated: list[DatedStep] = []
+    problems: list[str] = []
+    prefix = f"{source}: " if source else ""
+    for index, step in enumerate(definition.steps):
+        try:
+            points = {p: evaluator.point(step.key, p) for p in ("opens", "due", "starts", "ends")}
+            extra = {name: (evaluator.evaluate(parse_time_expr(getattr(step, name)), step, name)
+                            if getattr(step, name) else None) for name in ("agenda_at", "minutes_due")}
+            reminders = [(text, evaluator.evaluate(parse_time_expr(text), step, f"reminders[{i}]"))
+                         for i, text in enumerate(step.reminders)]
+            escalation = (evaluator.evaluate(parse_time_expr(step.escalation.after), step, "escalation.after")
+                          if step.escalation else None)
+        except DefinitionError as exc:
+            problems.extend(prefix + p for p in exc.problems)
+            continue
+        where = f"{prefix}steps[{index}]"
+        if points["opens"] and points["due"] and points["due"] < points["opens"]:
+            problems.append(f"{where}.due: {_show(points['due'])} is before the step opens "
+                            f"({_show(points['opens'])}) for planning year {year}")
+        if points["starts"] and points["ends"] and points["ends"] <= points["starts"]:
+            problems.append(f"{where}.ends: the meeting ends ({_show(points['ends'])}) before it starts "
+                            f"({_show(points['starts'])}) for planning year {year}")
+        dated.append(DatedStep(step.key, step.kind, step.title_lo, step.title_en, points["opens"], points["due"],
+                               points["starts"], points["ends"], extra["agenda_at"], extra["minutes_due"],
+                               escalation, reminders))
+    if problems:
+        raise DefinitionError(problems)
+    return dated
+
+
+def check_definition(definition: CycleDefinition, source: str, years=range(2020, 2031)) -> None:
+    """Refuse a definition whose dates contradict each other in any of `years` (default anchors)."""
+    for year in years:
+        compute_timeline(definition, year, source=source)
+
+
+def _show(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M %z")
