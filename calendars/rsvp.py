@@ -1,0 +1,269 @@
+"""RSVP ingestion: read iTIP REPLY mails (Outlook, Gmail, ...) and record who is coming.
+
+read_replies() is pure file reading; ingest_replies() writes one "rsvp" Response per
+(step, member) and never commits (the caller's session_scope does).
+
+Who may answer: a Member whose address matches (case-insensitive, "mailto:" stripped)
+and who holds a Membership in the cycle's group or one of its direct sub-groups
+(GSWG meetings involve PSI and LIO members). Membership dates are not checked yet.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import Message
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from icalendar import Calendar
+from sqlmodel import Session, or_, select
+
+from models.tables import CalendarEntry, Cycle, Member, Membership, Response, WorkingGroup
+
+ANSWERS = ("ACCEPTED", "TENTATIVE", "DECLINED")
+CALENDAR_TYPES = ("text/calendar", "application/ics", "text/x-vcalendar")
+
+
+@dataclass(frozen=True)
+class Reply:
+    uid: str
+    attendee_email: str  # lower-case, no "mailto:"
+    partstat: str  # ACCEPTED / DECLINED / TENTATIVE (others are ignored at ingest)
+    sequence: int
+    source: str  # the file it came from
+    stamp: datetime | None = None  # DTSTAMP: orders two replies of the same SEQUENCE
+    comment: str = ""  # Outlook's "respond with comment"
+    problem: str = ""  # set when the file could not be read as a REPLY; the other fields are then empty
+
+
+@dataclass
+class IngestReport:
+    recorded: list[Reply] = field(default_factory=list)  # new or changed answers
+    unchanged: list[Reply] = field(default_factory=list)  # older than (or the same as) what is stored
+    ignored: list[tuple[Reply, str]] = field(default_factory=list)  # (reply, reason); nothing written
+
+
+# -- reading -----------------------------------------------------------------
+
+
+def read_replies(paths: Sequence[Path]) -> list[Reply]:
+    """Replies from .eml files, directories of them, or Maildirs (cur/ and new/).
+
+    A file that is not a REPLY mail gives one Reply with `problem` set, so nothing
+    is lost silently and a bad file never stops the run.
+    """
+    replies: list[Reply] = []
+    for file in _message_files(paths):
+        try:
+            found = _replies_in(file.read_bytes(), str(file))
+        except Exception as exc:  # noqa: BLE001 - a malformed file is reported, never fatal
+            found = [_problem(str(file), f"unreadable: {type(exc).__name__}: {exc}")]
+        replies.extend(found)
+    return replies
+
+
+def _message_files(paths: Sequence[Path]) -> Iterator[Path]:
+    for path in map(Path, paths):
+        if path.is_file():
+            yield path
+        elif (path / "cur").is_dir() or (path / "new").is_dir():  # a Maildir
+            for sub in ("new", "cur"):
+                if (path / sub).is_dir():
+                    yield from sorted(p for p in (path / sub).iterdir() if p.is_file())
+        elif path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".eml", ".ics"))
+        else:
+            yield path  # missing: read_bytes() fails and the problem is reported
+
+
+def _replies_in(raw: bytes, source: str) -> list[Reply]:
+    if raw.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):  # a bare .ics file
+        texts = [raw.decode("utf-8", errors="replace")]
+    else:
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        texts = [text for part in message.walk() if (text := _calendar_text(part)) is not None]
+    if not texts:
+        return [_problem(source, "no calendar part in the message")]
+    calendars = []
+    for text in texts:
+        try:
+            calendars.extend(Calendar.from_ical(text.encode("utf-8"), multiple=True))
+        except ValueError as exc:
+            return [_problem(source, f"calendar part cannot be parsed: {exc}")]
+    if not calendars:
+        return [_problem(source, "calendar part holds no complete VCALENDAR")]
+    methods = sorted({str(c.get("METHOD", "")).upper() or "none" for c in calendars})
+    if "REPLY" not in methods:
+        return [_problem(source, f"no METHOD:REPLY calendar (found METHOD {', '.join(methods)})")]
+    replies: list[Reply] = []
+    for calendar in calendars:
+        if str(calendar.get("METHOD", "")).upper() == "REPLY":
+            replies.extend(_replies_from_calendar(calendar, source))
+    if not replies:
+        return [_problem(source, "the REPLY holds no VEVENT with an ATTENDEE")]
+    # Gmail sends the same calendar twice (inline part and invite.ics attachment).
+    return list(dict.fromkeys(replies))
+
+
+def _calendar_text(part: Message) -> str | None:
+    """The decoded text of a calendar part (base64 / quoted-printable, any charset), else None."""
+    if part.is_multipart():
+        return None
+    content_type = part.get_content_type()
+    filename = (part.get_filename() or "").lower()
+    if content_type not in CALENDAR_TYPES and not filename.endswith(".ics"):
+        return None
+    payload = part.get_payload(decode=True) or b""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        text = payload.decode(charset, errors="replace")
+    except LookupError:  # an unknown charset name
+        text = payload.decode("utf-8", errors="replace")
+    return text
+
+
+def _replies_from_calendar(calendar: Calendar, source: str) -> list[Reply]:
+    replies = []
+    for event in calendar.walk("VEVENT"):
+        if event.errors:  # icalendar keeps unparseable values as vBroken and lists them here
+            broken = "; ".join(f"{name}: {message}" for name, message in event.errors)
+            replies.append(_problem(source, f"broken calendar properties: {broken}"))
+            continue
+        attendees = event.get("ATTENDEE", [])
+        for attendee in attendees if isinstance(attendees, list) else [attendees]:
+            replies.append(
+                Reply(
+                    uid=str(event.get("UID", "")).strip(),
+                    attendee_email=_address(attendee),
+                    partstat=str(attendee.params.get("PARTSTAT", "")).upper(),
+                    sequence=int(event.get("SEQUENCE", 0)),
+                    source=source,
+                    stamp=_utc_stamp(event),
+                    comment=_first_text(event.get("COMMENT")),
+                )
+            )
+    return replies
+
+
+def _utc_stamp(event) -> datetime | None:
+    stamp = event["DTSTAMP"].dt if "DTSTAMP" in event else None
+    if not isinstance(stamp, datetime):
+        return None
+    # DTSTAMP is UTC by definition; a sloppy client may leave off the Z.
+    return stamp.replace(tzinfo=timezone.utc) if stamp.tzinfo is None else stamp.astimezone(timezone.utc)
+
+
+def _first_text(value) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value or "")
+
+
+def _address(value: str) -> str:
+    value = str(value).strip()
+    if value.lower().startswith("mailto:"):
+        value = value[len("mailto:"):]
+    return value.strip().lower()
+
+
+def _problem(source: str, reason: str) -> Reply:
+    if len(reason) > 200:  # parser messages can quote a whole mail part
+        reason = reason[:200] + "…"
+    return Reply(uid="", attendee_email="", partstat="", sequence=0, source=source, problem=reason)
+
+
+# -- recording ---------------------------------------------------------------
+
+
+def ingest_replies(session: Session, replies: Sequence[Reply], now: datetime) -> IngestReport:
+    """Record each valid reply as the (step, member) "rsvp" Response; report the rest."""
+    report = IngestReport()
+    for reply in replies:
+        reason = reply.problem or _record(session, reply, now, report)
+        if reason:
+            report.ignored.append((reply, reason))
+    return report
+
+
+def _record(session: Session, reply: Reply, now: datetime, report: IngestReport) -> str:
+    """Record one reply; return why it was ignored, or "" when it was handled."""
+    if reply.partstat not in ANSWERS:
+        return f"PARTSTAT {reply.partstat or 'missing'} is not an answer we record"
+    entry = session.exec(select(CalendarEntry).where(CalendarEntry.uid == reply.uid)).first()
+    if entry is None:
+        return f"unknown UID {reply.uid!r}"
+    if entry.kind != "meeting" or entry.step_id is None:
+        return f"UID {reply.uid!r} is not a meeting invitation"
+    if entry.cancelled:
+        return f"meeting {reply.uid!r} is cancelled"
+    member = _expected_attendee(session, entry, reply.attendee_email)
+    if member is None:
+        return f"{reply.attendee_email or 'no address'} is not an expected attendee of {reply.uid!r}"
+
+    response = session.exec(
+        select(Response).where(
+            Response.step_id == entry.step_id, Response.member_id == member.id, Response.kind == "rsvp"
+        )
+    ).first()
+    if response is not None and not _is_newer(reply, response):
+        report.unchanged.append(reply)
+        return ""
+    if response is None:
+        response = Response(step_id=entry.step_id, member_id=member.id, kind="rsvp")
+        session.add(response)
+    response.body = reply.partstat
+    response.data = {
+        "uid": reply.uid,
+        "sequence": reply.sequence,
+        "stamp": reply.stamp.isoformat() if reply.stamp else None,
+        "comment": reply.comment,
+        "source": reply.source,
+    }
+    response.at = now
+    session.flush()  # the next reply of this person must see this row
+    report.recorded.append(reply)
+    return ""
+
+
+def _is_newer(reply: Reply, response: Response) -> bool:
+    """RFC 5546 order: a higher SEQUENCE wins; on the same SEQUENCE the later DTSTAMP wins."""
+    stored = response.data
+    stored_sequence = int(stored.get("sequence", 0))
+    if reply.sequence != stored_sequence:
+        return reply.sequence > stored_sequence
+    stored_stamp = stored.get("stamp")
+    if reply.stamp is not None and stored_stamp:
+        return reply.stamp > datetime.fromisoformat(stored_stamp)
+    return reply.partstat != response.body  # nothing to order by: only a change counts
+
+
+def _expected_attendee(session: Session, entry: CalendarEntry, address: str) -> Member | None:
+    member = session.exec(select(Member).where(Member.email == address.lower())).first()
+    if member is None:
+        return None
+    cycle = session.get(Cycle, entry.cycle_id) if entry.cycle_id is not None else None
+    if cycle is None:
+        return member  # an entry outside any cycle: any known member may answer
+    groups = select(WorkingGroup.id).where(
+        or_(WorkingGroup.id == cycle.group_id, WorkingGroup.parent_id == cycle.group_id)
+    )
+    membership = session.exec(
+        select(Membership.id).where(Membership.member_id == member.id, Membership.group_id.in_(groups))
+    ).first()
+    return member if membership is not None else None
+
+
+def who_is_coming(session: Session, step_id: int) -> dict[str, list[str]]:
+    """PARTSTAT -> sorted member emails, from the recorded rsvp Responses of a step."""
+    rows = session.exec(
+        select(Response.body, Member.email)
+        .join(Member, Member.id == Response.member_id)
+        .where(Response.step_id == step_id, Response.kind == "rsvp")
+    ).all()
+    answers: dict[str, list[str]] = {answer: [] for answer in ANSWERS}
+    for partstat, address in rows:
+        answers.setdefault(partstat, []).append(address)
+    return {partstat: sorted(addresses) for partstat, addresses in answers.items()}
