@@ -23,6 +23,15 @@ class Addressee:
 
 # Lower index = higher rank; used to pick the one role a person is addressed by.
 ROLE_RANK = ("chair", "co-chair", "secretariat-head", "secretariat", "mpi-focal", "member")
+# How a role is named to its holder: (Lao, English), Lao terms from the seeds.
+ROLE_TITLES = {
+    "chair": ("ປະທານ", "Chair"),
+    "co-chair": ("ປະທານຮ່ວມ", "Co-chair"),
+    "secretariat-head": ("ຫົວໜ້າກອງເລຂາ", "Head of the secretariat"),
+    "secretariat": ("ກອງເລຂາ", "Secretariat"),
+    "mpi-focal": ("ຜູ້ປະສານງານ ກະຊວງແຜນການ ແລະ ການລົງທຶນ", "MPI focal point"),
+    "member": ("ສະມາຊິກ", "Member"),
+}
 
 
 def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str], on: date) -> list[Addressee]:

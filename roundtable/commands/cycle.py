@@ -1,7 +1,162 @@
+"""Running a live cycle: start it, move an anchor, tick, look at it, preview what it will send."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+from zoneinfo import ZoneInfo
+
 import typer
+from sqlmodel import Session
+
+from calendars.timeline import check_definition, parse_anchor
+from flows.cycle import CycleError, live_cycle, move_anchor, start_cycle
+from flows.delivery import deliver
+from flows.status import cycle_status, preview
+from flows.tick import EngineConfig, tick
+from models.definition import DefinitionError, load_definition
+from roundtable.commands.common import console, database, fail, progress, settings
 
 app = typer.Typer(no_args_is_help=True)
 
 
+def _now(value: str | None) -> datetime:
+    """--now as ISO 8601 (no offset = the configured zone); the wall clock only when not given."""
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--now {value!r} is not an ISO 8601 date-time")
+    return moment.replace(tzinfo=ZoneInfo(settings().timezone)) if moment.tzinfo is None else moment
+
+
+def _definition(path: Path):
+    try:
+        definition = load_definition(path)
+        check_definition(definition, str(path))
+        return definition
+    except DefinitionError as exc:
+        fail("\n".join(exc.problems))
+
+
+def _anchors(definition, values: list[str]) -> dict:
+    zone = ZoneInfo(settings().timezone)
+    try:
+        return dict(parse_anchor(definition, value, zone) for value in values)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def engine_config() -> EngineConfig:
+    s = settings()
+    secret = s.resolved_secret_key()
+    if not secret:
+        fail("no secret key for signed links: run `roundtable init` first (or set ROUNDTABLE_SECRET_KEY)")
+    return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret)
+
+
+def _live(session: Session, year: Optional[int]):
+    cycle = live_cycle(session, None, year)
+    if cycle is None:
+        fail("no live cycle" + (f" for {year}" if year else "") + ": start one with `roundtable cycle start`")
+    return cycle
+
+
+@app.command("start")
+def start(definition: Path = typer.Option(..., "--definition", help="Cycle definition (YAML)."),
+          year: int = typer.Option(..., "--year", min=2000, max=2100, help="Planning year (2020 = the 2020 plan)."),
+          anchor: list[str] = typer.Option([], "--anchor", help="KEY=DATE, e.g. annual_meeting=2019-11-13."),
+          now: Optional[str] = typer.Option(None, "--now", help="Launch moment (default: now).")):
+    """Launch a live cycle: its steps, calendar entries and every planned message."""
+    parsed = _definition(definition)
+    anchors = _anchors(parsed, anchor)
+    engine = database()
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            cycle = start_cycle(session, parsed, year, anchors, _now(now), definition_path=str(definition))
+        except (CycleError, DefinitionError) as exc:
+            fail(str(exc))
+        session.commit()
+        status = cycle_status(session, cycle)
+    console.print(f"Started the {parsed.group} cycle for the {year} plan (cycle {cycle.id}).")
+    for step in status["steps"]:
+        console.print(f"  {step['key']:<24} {step['kind']:<9} opens {step['opens_at']}  due {step['due_at']}")
+
+
+@app.command("anchor")
+def anchor_cmd(assignment: str = typer.Argument(..., metavar="KEY=DATE"),
+               year: Optional[int] = typer.Option(None, "--year"),
+               now: Optional[str] = typer.Option(None, "--now")):
+    """Move an anchor of the live cycle; pending messages move with it, meetings get updates."""
+    engine = database()
+    with Session(engine, expire_on_commit=False) as session:
+        cycle = _live(session, year)
+        from flows.state import CycleState
+
+        key, moment = _anchors(CycleState(session, cycle).definition, [assignment]).popitem()
+        try:
+            report = move_anchor(session, cycle, key, moment, _now(now))
+        except (CycleError, DefinitionError) as exc:
+            fail(str(exc))
+        session.commit()
+    console.print(f"Moved {key} to {moment.isoformat()}: steps moved {', '.join(report['steps_moved']) or 'none'}; "
+                  f"{report['rescheduled']} pending messages rescheduled; {report['updates']} meeting updates planned.")
+
+
 def register(root: typer.Typer) -> None:
-    """Adds this module's top-level commands to the root app."""
+    @root.command("tick")
+    def tick_cmd(now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment (default: now).")):
+        """One tick of the engine, then delivery of what is due."""
+        moment = _now(now)
+        config = engine_config()
+        engine = database()
+        with Session(engine, expire_on_commit=False) as session:
+            report = tick(session, moment, config)
+        delivered = deliver(engine, settings(), moment, notice=progress)
+        console.print(f"tick {moment.isoformat()}: opened {report.opened or '-'}, closed {report.closed or '-'}; "
+                      f"{report.prepared} prepared, {report.skipped} skipped, {report.folded} folded; "
+                      f"{delivered.sent} sent, {delivered.retried} to retry, {delivered.failed} failed")
+
+    @root.command("status")
+    def status_cmd(as_json: bool = typer.Option(False, "--json"), year: Optional[int] = typer.Option(None, "--year")):
+        """The current cycle: each step with state, times, expected and answered counts, decisions."""
+        engine = database()
+        with Session(engine) as session:
+            status = cycle_status(session, _live_or_latest(session, year))
+        if as_json:
+            print(json.dumps(status, ensure_ascii=False, indent=2))
+            return
+        c = status["cycle"]
+        console.print(f"{c['group']} — plan {c['year']} — {c['state']} (plan revision {c['plan_revision']})")
+        for s in status["steps"]:
+            console.print(f"  {s['key']:<24} {s['state']:<8} {s['outcome']:<10} due {s['due_at']}  "
+                          f"answered {s['answered']}/{s['expected']}")
+            for d in s["decisions"]:
+                console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
+
+    @root.command("preview")
+    def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),
+                    as_json: bool = typer.Option(False, "--json")):
+        """From now on: every message that will be sent, when, to how many (a dry run)."""
+        moment = _now(now)
+        engine = database()
+        with Session(engine) as session:
+            rows = preview(session, _live(session, year), moment)
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        for row in rows:
+            console.print(f"{row['at']}  {row['step']:<24} {row['kind']:<18} to {row['recipients']}")
+        console.print(f"{sum(r['recipients'] for r in rows)} messages planned from {moment.isoformat()}")
+
+
+def _live_or_latest(session: Session, year: Optional[int]):
+    from sqlmodel import select
+
+    from models.tables import Cycle
+
+    cycle = live_cycle(session, None, year) or session.exec(select(Cycle).order_by(Cycle.id.desc())).first()
+    if cycle is None:
+        fail("no cycle yet: start one with `roundtable cycle start`")
+    return cycle

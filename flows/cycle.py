@@ -1,0 +1,171 @@
+"""Starting a cycle, planning its messages, and moving an anchor without resending anything."""
+
+from dataclasses import replace
+from datetime import date, datetime
+
+from sqlmodel import Session, select
+
+from calendars.business_days import BusinessCalendar
+from calendars.ics import uid_for
+from calendars.timeline import DatedStep, compute_timeline
+from flows.state import CycleState, Planned, outbox_key
+from flows.steps import handler_for
+from models.definition import CycleDefinition
+from models.tables import CalendarEntry, Cycle, Notification, Step, WorkingGroup
+from models.types import utcnow_aware
+from notifications.outbox import enqueue
+
+
+class CycleError(ValueError):
+    pass
+
+
+def live_cycle(session: Session, group_code: str | None = None, year: int | None = None) -> Cycle | None:
+    query = select(Cycle).where(Cycle.state == "live")
+    if group_code:
+        query = query.join(WorkingGroup, WorkingGroup.id == Cycle.group_id).where(WorkingGroup.code == group_code)
+    if year:
+        query = query.where(Cycle.year == year)
+    return session.exec(query.order_by(Cycle.id.desc())).first()
+
+
+def start_cycle(session: Session, definition: CycleDefinition, year: int, anchors: dict[str, datetime],
+                now: datetime, *, definition_path: str = "") -> Cycle:
+    """Create the cycle, its steps and calendar entries, and plan every time-driven message."""
+    now = utcnow_aware(now)
+    group = session.exec(select(WorkingGroup).where(WorkingGroup.code == definition.group)).first()
+    if group is None:
+        raise CycleError(f"group {definition.group!r} is not in the database: load it first (roundtable groups load)")
+    if live_cycle(session, definition.group, year):
+        raise CycleError(f"{definition.group} already has a live cycle for the {year} plan")
+    cycle = Cycle(group_id=group.id, year=year, state="live", definition=definition.model_dump(mode="json"),
+                  definition_path=definition_path, created_at=now,
+                  anchors={k: v.isoformat() for k, v in anchors.items()})
+    session.add(cycle)
+    session.flush()
+    cs = CycleState(session, cycle)
+    cycle.anchors = {k: v.isoformat() for k, v in _all_anchors(cs, anchors).items()}
+    for position, dated in enumerate(cs.timeline.values()):
+        session.add(Step(cycle_id=cycle.id, key=dated.key, kind=dated.kind, position=position,
+                         opens_at=dated.opens_at, due_at=dated.due_at, starts_at=dated.starts_at,
+                         ends_at=dated.ends_at))
+    session.flush()
+    for step in cs.steps():
+        dated = cs.timeline[step.key]
+        _sync_calendar_entries(cs, step, dated, now)
+        schedule(cs, step, handler_for(step.kind).plan(cs, step, dated), now)
+    return cycle
+
+
+def _all_anchors(cs: CycleState, given: dict[str, datetime]) -> dict[str, datetime]:
+    from calendars.timeline import default_anchors
+
+    merged = default_anchors(cs.definition, cs.cycle.year, cs.zone)
+    merged.update({k: v.astimezone(cs.zone) for k, v in given.items()})
+    return merged
+
+
+def schedule(cs: CycleState, step: Step, plans: list[Planned], now: datetime) -> int:
+    """Put planned messages into the outbox as `scheduled` rows (idempotent by key). Returns how many are new."""
+    added = 0
+    for plan in plans:
+        policy = cs.definition.policy_for(plan.kind)
+        for person in plan.recipients:
+            added += enqueue(
+                cs.session, key=outbox_key(cs.cycle.id, step.key, plan.kind, plan.slot, person.member_id, plan.revision),
+                cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key, member_id=person.member_id,
+                recipient=person.email, kind=plan.kind, slot=plan.slot, revision=plan.revision, policy=policy,
+                state="scheduled", due_at=plan.due_at, created_at=now,
+            )
+    return added
+
+
+def _sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: datetime) -> CalendarEntry | None:
+    """One stable calendar entry per meeting and per deadline; SEQUENCE goes up when its times change.
+    Returns the meeting entry when its times changed (it needs an update sent)."""
+    changed_meeting = None
+    wanted = []
+    if dated.starts_at:
+        wanted.append(("meeting", uid_for(cs.group.code, str(cs.cycle.year), step.key), dated.starts_at, dated.ends_at))
+    if dated.due_at and step.kind != "meeting":
+        wanted.append(("deadline", uid_for(cs.group.code, str(cs.cycle.year), step.key, "deadline"),
+                       dated.due_at, dated.due_at))
+    for kind, uid, starts, ends in wanted:
+        entry = cs.session.exec(select(CalendarEntry).where(CalendarEntry.uid == uid)).first()
+        if entry is None:
+            cs.session.add(CalendarEntry(uid=uid, cycle_id=cs.cycle.id, step_id=step.id, kind=kind, sequence=0,
+                                         starts_at=starts, ends_at=ends, updated_at=now))
+        elif (entry.starts_at, entry.ends_at) != (starts, ends):
+            entry.sequence += 1
+            entry.starts_at, entry.ends_at, entry.updated_at = starts, ends, now
+            if kind == "meeting":
+                changed_meeting = entry
+    return changed_meeting
+
+
+def move_anchor(session: Session, cycle: Cycle, key: str, moment: datetime, now: datetime) -> dict:
+    """Move one anchor of a live cycle: new dates for every step, pending messages rescheduled,
+    updates (same UID, SEQUENCE + 1) for meetings whose invitation already went out. Nothing sent is resent."""
+    now = utcnow_aware(now)
+    cs = CycleState(session, cycle)
+    if key not in cs.definition.anchors:
+        raise CycleError(f"unknown anchor {key!r} (known: {', '.join(cs.definition.anchors)})")
+    anchors = cs.anchors
+    anchors[key] = moment.astimezone(cs.zone)
+    compute_timeline(cs.definition, cycle.year, anchors, timezone=cs.group.timezone)  # refuse contradictions first
+    cycle.anchors = {k: v.isoformat() for k, v in anchors.items()}
+    cs = CycleState(session, cycle)
+    report = {"rescheduled": 0, "updates": 0, "steps_moved": []}
+    for step in cs.steps():
+        dated = cs.timeline[step.key]
+        times = (dated.opens_at, dated.due_at, dated.starts_at, dated.ends_at)
+        if times != (step.opens_at, step.due_at, step.starts_at, step.ends_at):
+            report["steps_moved"].append(step.key)
+        if step.state == "planned":
+            step.opens_at = dated.opens_at
+        if step.state in ("planned", "open"):
+            step.due_at, step.starts_at, step.ends_at = dated.due_at, dated.starts_at, dated.ends_at
+        handler = handler_for(step.kind)
+        plans = handler.plan(cs, step, dated)
+        report["rescheduled"] += reschedule(cs, step, plans)
+        schedule(cs, step, plans, now)  # people who joined since get their rows too
+        changed = _sync_calendar_entries(cs, step, dated, now)
+        if changed is not None and _invited(session, step):
+            people = handler.expected(cs, step, dated)
+            report["updates"] += schedule(cs, step, [Planned("update", f"s{changed.sequence}", now, people,
+                                                             changed.sequence)], now)
+    return report
+
+
+def shifted(cs: CycleState, planned: DatedStep, start: datetime) -> DatedStep:
+    """The planned window (opens → due, in business days) moved to open at `start`; reminders and
+    escalation keep their distance to the deadline."""
+    calendar = BusinessCalendar([date.fromisoformat(d) for d in cs.group.closed_days])
+    span = calendar.business_days_between(planned.opens_at.date(), planned.due_at.astimezone(cs.zone).date())
+    opens = start.astimezone(cs.zone)
+    due_day = calendar.add_business_days(opens.date(), max(span, 1))
+    due = datetime.combine(due_day, planned.due_at.astimezone(cs.zone).timetz())
+    shift = due - planned.due_at
+    return replace(planned, opens_at=opens, due_at=due,
+                   reminders=[(text, at + shift) for text, at in planned.reminders],
+                   escalation_at=planned.escalation_at + shift if planned.escalation_at else None)
+
+
+def reschedule(cs: CycleState, step: Step, plans: list[Planned]) -> int:
+    """New moments for messages not yet sent; rows already rendered or sent stay as they are."""
+    due = {(p.kind, p.slot, p.revision): p.due_at for p in plans}
+    moved = 0
+    rows = cs.session.exec(select(Notification).where(Notification.step_id == step.id,
+                                                      Notification.state == "scheduled")).all()
+    for row in rows:
+        new = due.get((row.kind, row.slot, row.revision))
+        if new is not None and new != row.due_at:
+            row.due_at = new
+            moved += 1
+    return moved
+
+
+def _invited(session: Session, step: Step) -> bool:
+    sent = session.exec(select(Notification.id).where(Notification.step_id == step.id, Notification.kind == "invite",
+                                                      Notification.state.in_(("ready", "sending", "sent")))).first()
+    return sent is not None

@@ -1,0 +1,34 @@
+"""Prefect flows around the engine: thin wrappers, the logic stays in plain functions.
+
+Embedded mode runs them on Prefect's ephemeral API (APScheduler wakes them: flows/scheduler.py);
+at scale the same flows run as deployments from prefect.yaml on a Prefect server with workers.
+"""
+
+from datetime import datetime, timezone
+
+from prefect import flow, get_run_logger
+from sqlmodel import Session
+
+from flows.delivery import deliver
+from flows.tick import EngineConfig, tick
+from models.db import engine_for, upgrade
+from models.settings import get_settings
+
+
+@flow(name="roundtable-tick", log_prints=False)
+def tick_flow(now: str | None = None) -> dict:
+    """One tick then delivery. `now` (ISO 8601 with offset) defaults to the moment the run starts."""
+    settings = get_settings()
+    moment = datetime.fromisoformat(now) if now else datetime.now(timezone.utc)
+    engine = engine_for(settings.database_url)
+    upgrade(engine)
+    config = EngineConfig(sender=settings.sender, base_url=settings.base_url,
+                          secret=settings.resolved_secret_key() or "")
+    with Session(engine, expire_on_commit=False) as session:
+        report = tick(session, moment, config)
+    delivered = deliver(engine, settings, moment)
+    summary = {"now": moment.isoformat(), "opened": report.opened, "closed": report.closed,
+               "prepared": report.prepared, "skipped": report.skipped, "folded": report.folded,
+               "sent": delivered.sent, "retried": delivered.retried, "failed": delivered.failed}
+    get_run_logger().info("tick %s", summary)
+    return summary

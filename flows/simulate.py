@@ -1,0 +1,235 @@
+"""The simulator: a whole cycle on a fresh database, in simulated time.
+
+A virtual clock jumps from one due moment to the next (no fixed-step polling): the next planned
+message, the next step that opens or closes, the next retry, the next simulated answer. Members
+answer (seeded), chairs decide, MPI confirms the receipt. Every message is delivered by the real
+outbox into DIR/mail/*.eml and listed in DIR/messages.jsonl.
+"""
+
+import heapq
+import itertools
+import json
+import random
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from calendars.business_days import BusinessCalendar
+from calendars.timeline import compute_timeline
+from flows.cycle import start_cycle
+from flows.state import FINISHED
+from flows.tick import EngineConfig, tick
+from models.db import make_engine, upgrade
+from models.definition import CycleDefinition
+from models.groups import load_groups
+from models.roster import import_roster
+from models.tables import Cycle, Decision, Member, Notification, Response, Step
+from notifications.outbox import deliver_due
+from notifications.transports import FileTransport
+
+SIM_SENDER = "GSWG Secretariat via Roundtable <roundtable@gswg.example.org>"
+SIM_SECRET = "simulation-only-secret"  # links in simulated mail; never a real deployment's key
+REJECTION_REASON = ("ກະລຸນາເພີ່ມກິດຈະກຳກ່ຽວກັບເປົ້າໝາຍການພັດທະນາແບບຍືນຍົງ ທີ 16 — "
+                    "Please add the SDG 16 activities recommended by the Round Table Meeting.")
+
+
+@dataclass
+class SimulationResult:
+    out_dir: Path
+    cycle_id: int
+    messages: int = 0
+    by_step_kind: Counter = field(default_factory=Counter)
+    answers: Counter = field(default_factory=Counter)
+    decisions: list[dict] = field(default_factory=list)
+    finished: bool = False
+    stopped_at: datetime | None = None
+    ticks: int = 0
+
+
+class _Agents:
+    """Simulated people: each reacts to a message it receives by planning an answer for later."""
+
+    def __init__(self, session: Session, rng: random.Random, respond_rate: float, calendar: BusinessCalendar):
+        self.session, self.rng, self.respond_rate, self.calendar = session, rng, respond_rate, calendar
+        self.queue: list[tuple[datetime, int, Callable[[], None]]] = []
+        self.counter = itertools.count()
+
+    def at(self, moment: datetime, action: Callable[[], None]) -> None:
+        heapq.heappush(self.queue, (moment, next(self.counter), action))
+
+    def next_moment(self) -> datetime | None:
+        return self.queue[0][0] if self.queue else None
+
+    def run_until(self, now: datetime) -> None:
+        while self.queue and self.queue[0][0] <= now:
+            heapq.heappop(self.queue)[2]()
+
+    def _between(self, start: datetime, end: datetime | None) -> datetime:
+        end = end if end and end > start else start + timedelta(days=3)
+        return start + (end - start) * self.rng.uniform(0.05, 0.9)
+
+    def _answer(self, step: Step, member_id: int, kind: str, body: str, at: datetime, **data) -> None:
+        def record():
+            self.session.add(Response(step_id=step.id, member_id=member_id, kind=kind, body=body, data=data, at=at))
+        self.at(at, record)
+
+    def react(self, row: Notification, now: datetime, revision: int) -> None:
+        step = self.session.get(Step, row.step_id)
+        if row.kind == "call" and self.rng.random() < self.respond_rate:
+            kind = "suggestion" if step.key.startswith("call") else "comment"
+            body = self.rng.choice(SUGGESTIONS if kind == "suggestion" else COMMENTS)
+            self._answer(step, row.member_id, kind, body, self._between(now, step.due_at))
+        elif row.kind == "reminder" and self.rng.random() < self.respond_rate / 2:
+            kind = "suggestion" if step.key.startswith("call") else "comment"
+            self._answer(step, row.member_id, kind, self.rng.choice(SUGGESTIONS), self._between(now, step.due_at))
+        elif row.kind == "invite" and self.rng.random() < self.respond_rate:
+            partstat = self.rng.choice(("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED"))
+            self._answer(step, row.member_id, "rsvp", partstat, self._between(now, step.starts_at))
+        elif row.kind == "task" and step.kind == "review":
+            self._answer(step, row.member_id, "checklist", "accepted 14, merged 5, rejected 3",
+                         self._between(now, step.due_at), accepted=14, merged=5, rejected=3)
+        elif row.kind == "approval_request" and row.revision == revision:
+            self._decide(step, row.member_id, row.revision, self._between(now, step.due_at))
+        elif row.kind == "revision_request":
+            revised = self.calendar.add_business_days(now.date(), 2)
+            at = now.replace(year=revised.year, month=revised.month, day=revised.day)
+            self._answer(step, row.member_id, "revision", "revised plan", at, revision=row.revision + 1)
+        elif row.kind == "submission":
+            self._answer(step, row.member_id, "receipt", "received", self._between(now, step.due_at))
+
+    def _decide(self, step: Step, member_id: int, revision: int, at: datetime) -> None:
+        # The first draft is sometimes sent back; a revised plan is always approved.
+        reject = revision == 1 and self.rng.random() < 0.15
+
+        def record():
+            exists = self.session.exec(select(Decision).where(Decision.step_id == step.id,
+                                                              Decision.member_id == member_id,
+                                                              Decision.plan_revision == revision)).first()
+            if exists is None:
+                self.session.add(Decision(step_id=step.id, member_id=member_id, plan_revision=revision, at=at,
+                                          decision="reject" if reject else "approve",
+                                          reason=REJECTION_REASON if reject else ""))
+        self.at(at, record)
+
+
+SUGGESTIONS = (
+    "ສໍາມະນາກ່ຽວກັບການປົກຄອງທີ່ດີ ຂັ້ນທ້ອງຖິ່ນ (SDG 16) — Seminar on good governance at local level (SDG 16)",
+    "ປັບປຸງລະບົບຈັດເກັບຂໍ້ມູນຂອງກອງເລຂາ — Improve the secretariat's documentation system",
+    "ກອງປະຊຸມວິຊາການກ່ຽວກັບປະມວນກົດໝາຍແພ່ງ — Thematic workshop on the civil code",
+    "ຫຼັກສູດດ້ານການສື່ສານ ແລະ ພາສາອັງກິດ — Communication and English courses for junior officials",
+    "ສູນບໍລິການແບບຈຸດດຽວ — One Door Service Centre case study",
+)
+COMMENTS = (
+    "ເຫັນດີນຳຮ່າງແຜນ — Agree with the draft plan",
+    "ຂໍເພີ່ມງົບປະມານສໍາລັບການຝຶກອົບຮົມ — Please add a training budget",
+    "ຄວນກໍານົດຜູ້ຮັບຜິດຊອບໃຫ້ຈະແຈ້ງ — Name the responsible party for each activity",
+)
+
+
+def _next_moment(session: Session, cycle: Cycle, now: datetime, agents: _Agents) -> datetime | None:
+    """The earliest moment after `now` at which something is due: no fixed-step polling."""
+    candidates = [agents.next_moment()]
+    planned_steps = session.exec(select(Step).where(Step.cycle_id == cycle.id)).all()
+    open_ids = [s.id for s in planned_steps if s.state not in ("planned",)]
+    for step in planned_steps:
+        if step.state == "planned":
+            candidates.append(step.opens_at)
+        elif step.state == "open" and step.kind != "approval":
+            candidates.append(step.due_at)
+    if open_ids:
+        candidates.append(session.exec(select(func.min(Notification.due_at)).where(
+            Notification.state == "scheduled", Notification.step_id.in_(open_ids))).one())
+    candidates.append(session.exec(select(func.min(Notification.next_attempt_at)).where(
+        Notification.state == "ready")).one())
+    later = [c for c in candidates if c is not None]
+    if not later:
+        return None
+    return max(min(later), now + timedelta(seconds=1)) if min(later) <= now else min(later)
+
+
+def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int, anchors: dict[str, datetime],
+             out_dir: Path, *, respond_rate: float = 0.6, seed: int = 1, until: datetime | None = None,
+             definition_path: str = "", progress: Callable[[str], None] = lambda _m: None) -> SimulationResult:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("roundtable.db", "roundtable.db-wal", "roundtable.db-shm", "messages.jsonl"):
+        (out_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / "mail", ignore_errors=True)
+    engine = make_engine(f"sqlite:///{out_dir / 'roundtable.db'}")
+    upgrade(engine)
+    config = EngineConfig(sender=SIM_SENDER, base_url="https://roundtable.gswg.example.org", secret=SIM_SECRET)
+    timeline = compute_timeline(definition, year, anchors)
+    launch = min(step.first_moment for step in timeline) - timedelta(days=1)
+    with Session(engine, expire_on_commit=False) as session:
+        load_groups(session, groups)
+        import_roster(session, roster, today=launch.date())
+        cycle = start_cycle(session, definition, year, anchors, launch, definition_path=definition_path)
+        session.commit()
+        progress(f"cycle {definition.group} {year} started at {launch.isoformat()} "
+                 f"({session.exec(select(func.count()).select_from(Notification)).one()} messages planned)")
+        result = SimulationResult(out_dir, cycle.id)
+        agents = _Agents(session, random.Random(seed), respond_rate, BusinessCalendar())
+        transport = FileTransport(out_dir / "mail")
+        now = launch
+        with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as log:
+            while True:
+                moment = _next_moment(session, cycle, now, agents)
+                if moment is None or (until is not None and moment > until):
+                    break
+                now = moment
+                agents.run_until(now)
+                session.commit()
+                report = tick(session, now, config)
+                result.ticks += 1
+                sent = _deliver(engine, session, transport, now, log, result)
+                session.refresh(cycle)
+                for row in sent:
+                    agents.react(row, now, cycle.plan_revision)
+                if report.opened or report.closed:
+                    progress(f"{now.astimezone(timeline[0].opens_at.tzinfo):%Y-%m-%d %H:%M} "
+                             f"opened {report.opened or '-'} closed {report.closed or '-'} "
+                             f"({result.messages} messages so far)")
+                if cycle.state != "live" and agents.next_moment() is None:
+                    break
+        session.commit()
+        result.finished = cycle.state == "finished"
+        result.stopped_at = now
+        _summarise(session, cycle, result)
+    engine.dispose()
+    return result
+
+
+def _deliver(engine, session: Session, transport, now: datetime, log, result: SimulationResult) -> list[Notification]:
+    sent: list[Notification] = []
+
+    def on_sent(row: Notification, path: Path | None = None) -> None:
+        sent.append(row)
+        result.messages += 1
+        result.by_step_kind[(row.step_key, row.kind)] += 1
+        log.write(json.dumps({
+            "at": now.isoformat(), "step": row.step_key, "kind": row.kind, "to": [row.recipient],
+            "cc": list(row.cc or []), "subject": row.subject, "message_id": row.message_id,
+            "file": str(Path(path).relative_to(result.out_dir)) if path else None,
+        }, ensure_ascii=False) + "\n")
+
+    deliver_due(engine, transport, now, on_sent=on_sent)
+    session.expire_all()
+    return sent
+
+
+def _summarise(session: Session, cycle: Cycle, result: SimulationResult) -> None:
+    for kind, count in session.exec(select(Response.kind, func.count()).join(Step, Step.id == Response.step_id)
+                                    .where(Step.cycle_id == cycle.id).group_by(Response.kind)).all():
+        result.answers[kind] = count
+    rows = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
+                        .order_by(Decision.at, Decision.id)).all()
+    result.decisions = [{"member": m.email, "decision": d.decision, "revision": d.plan_revision,
+                         "at": d.at.isoformat()} for d, m in rows]
+    steps = session.exec(select(Step).where(Step.cycle_id == cycle.id)).all()
+    result.finished = cycle.state == "finished" and all(s.state in FINISHED for s in steps)

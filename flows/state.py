@@ -1,0 +1,106 @@
+"""What the engine knows about one live cycle while it works on it: rows, definition, dates, people."""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from calendars.timeline import DatedStep, compute_timeline
+from models.audience import ROLE_TITLES, Addressee, audience
+from models.definition import CycleDefinition, StepDef
+from models.tables import Cycle, Step, WorkingGroup
+
+FINISHED = ("closed", "done", "skipped")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A message the engine plans ahead: one outbox row per recipient."""
+
+    kind: str
+    slot: str
+    due_at: datetime
+    recipients: list[Addressee]
+    revision: int = 0
+
+
+def outbox_key(cycle_id: int, step_key: str, kind: str, slot: str, member_id: int | None, revision: int) -> str:
+    """The idempotency key of a message: (cycle, step, kind, slot, recipient, revision)."""
+    return f"c{cycle_id}/{step_key}/{kind}/{slot or '-'}/m{member_id if member_id is not None else '-'}/r{revision}"
+
+
+@dataclass
+class CycleState:
+    session: Session
+    cycle: Cycle
+    sender: str = "Roundtable <roundtable@localhost>"
+    base_url: str = "http://127.0.0.1:8000"
+    secret: str = ""
+    _steps: dict[str, Step] = field(default_factory=dict)
+    _people: dict[tuple, list[Addressee]] = field(default_factory=dict)
+
+    @cached_property
+    def definition(self) -> CycleDefinition:
+        return CycleDefinition.model_validate(self.cycle.definition)
+
+    @cached_property
+    def group(self) -> WorkingGroup:
+        return self.session.get(WorkingGroup, self.cycle.group_id)
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.group.timezone)
+
+    @cached_property
+    def group_codes(self) -> list[str]:
+        """The cycle's group and its sub-groups (PSI and LIO under GSWG)."""
+        children = self.session.exec(select(WorkingGroup.code).where(WorkingGroup.parent_id == self.group.id)).all()
+        return [self.group.code, *sorted(children)]
+
+    @property
+    def anchors(self) -> dict[str, datetime]:
+        return {key: datetime.fromisoformat(value) for key, value in self.cycle.anchors.items()}
+
+    @cached_property
+    def timeline(self) -> dict[str, DatedStep]:
+        dated = compute_timeline(self.definition, self.cycle.year, self.anchors, timezone=self.group.timezone,
+                                 closed_days=[date.fromisoformat(d) for d in self.group.closed_days])
+        return {d.key: d for d in dated}
+
+    def steps(self) -> list[Step]:
+        if not self._steps:
+            rows = self.session.exec(select(Step).where(Step.cycle_id == self.cycle.id).order_by(Step.position)).all()
+            self._steps = {row.key: row for row in rows}
+        return list(self._steps.values())
+
+    def step_row(self, key: str) -> Step:
+        self.steps()
+        return self._steps[key]
+
+    def step_def(self, key: str) -> StepDef:
+        return self.definition.step(key)
+
+    def people(self, roles, groups, on: datetime) -> list[Addressee]:
+        """Who holds `roles` in `groups` (default: the cycle's groups) on the local day of `on`.
+        Memberships do not change during one tick, so each question is asked of the database once."""
+        key = (tuple(roles), tuple(groups or self.group_codes), on.astimezone(self.zone).date())
+        if key not in self._people:
+            self._people[key] = audience(self.session, key[1], key[0], key[2])
+        return self._people[key]
+
+    def role_of(self, member_id: int, on: datetime) -> str:
+        """The role a member is addressed by in this cycle's groups ('member' if none)."""
+        everyone = {p.member_id: p.role for p in self.people(tuple(ROLE_TITLES), None, on)}
+        return everyone.get(member_id, "member")
+
+    def audience_of(self, step_def: StepDef, on: datetime) -> list[Addressee]:
+        return self.people(step_def.audience.roles, step_def.audience.groups or None, on)
+
+    def secretariat(self, on: datetime) -> list[Addressee]:
+        return self.people(("secretariat-head", "secretariat"), [self.group.code], on)
+
+    def reply_to(self, on: datetime) -> str | None:
+        heads = self.people(("secretariat-head",), [self.group.code], on) or self.secretariat(on)
+        return heads[0].email if heads else None

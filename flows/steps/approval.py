@@ -1,0 +1,117 @@
+"""Approval: requests to the chair and co-chairs, settled by the step's rule (all, any, k of n).
+
+Each decision is reported to the secretariat. A rejection sends the plan back to revision: the
+plan revision goes up, the secretariat is asked to revise, and when it records the revised plan
+new requests (of the new revision) go out with a fresh approval window.
+"""
+
+from datetime import datetime
+
+from sqlmodel import select
+
+from calendars.timeline import DatedStep
+from flows.state import CycleState, Planned
+from flows.steps.base import StepHandler
+from models.audience import Addressee
+from models.tables import Decision, Member, Notification, Response, Step
+
+
+class ApprovalHandler(StepHandler):
+    kind = "approval"
+    opening = "approval_request"
+    purpose = "approve"
+    closes_at_due = False  # an approval ends when it is settled, not at a date
+
+    def decisions(self, cs: CycleState, step: Step, revision: int | None = None) -> list[Decision]:
+        revision = cs.cycle.plan_revision if revision is None else revision
+        return list(cs.session.exec(select(Decision).where(Decision.step_id == step.id,
+                                                           Decision.plan_revision == revision)
+                                    .order_by(Decision.at, Decision.id)).all())
+
+    def answered(self, cs: CycleState, step: Step) -> set[int]:
+        return {d.member_id for d in self.decisions(cs, step)}
+
+    def plan(self, cs: CycleState, step: Step, dated: DatedStep, revision: int = 0) -> list[Planned]:
+        return super().plan(cs, step, dated, revision or cs.cycle.plan_revision)
+
+    def verdict(self, cs: CycleState, step: Step) -> str:
+        """approved | rejected | pending, by the definition's rule over this revision's decisions."""
+        rule = cs.step_def(step.key).approval
+        approvers = len(self.expected(cs, step))
+        decisions = self.decisions(cs, step)
+        approvals = sum(d.decision == "approve" for d in decisions)
+        rejections = sum(d.decision == "reject" for d in decisions)
+        needed = {"all": approvers, "any": 1, "k-of-n": min(rule.k or 1, approvers)}[rule.rule]
+        if approvals >= needed and (rule.rule != "all" or rejections == 0):
+            return "approved"
+        if rejections and (rule.rule == "all" or approvers - rejections < needed):
+            return "rejected"
+        return "pending"
+
+    def advance(self, cs: CycleState, step: Step, now: datetime) -> list[Planned]:
+        super().advance(cs, step, now)
+        if step.state != "open":
+            return []
+        revision = cs.cycle.plan_revision
+        secretariat = cs.secretariat(now)
+        urgent = [Planned("decision_notice", f"d{d.id}", now, secretariat, revision) for d in self.decisions(cs, step)]
+        pending_revision = step.data.get("awaiting_revision")
+        if pending_revision:
+            revised = self._revised_at(cs, step, pending_revision)
+            if revised is not None:
+                step.data["awaiting_revision"] = None
+                urgent += self.plan(cs, step, self._new_window(cs, step, revised), revision)
+            return urgent
+        verdict = self.verdict(cs, step)
+        if verdict == "approved":
+            settled_at = max(d.at for d in self.decisions(cs, step))
+            step.state, step.closed_at, step.outcome = "done", settled_at, "approved"
+        elif verdict == "rejected":
+            cs.cycle.plan_revision = revision + 1
+            step.data["awaiting_revision"] = revision + 1
+            step.data.setdefault("rejected_revisions", []).append(revision)
+            urgent.append(Planned("revision_request", f"v{revision}", now, secretariat, revision))
+        return urgent
+
+    def _revised_at(self, cs: CycleState, step: Step, revision: int) -> datetime | None:
+        """When the secretariat recorded revision `revision` of the plan (a `revision` response)."""
+        rows = cs.session.exec(select(Response).where(Response.step_id == step.id, Response.kind == "revision")).all()
+        times = [r.at for r in rows if int(r.data.get("revision", 0)) == revision]
+        return min(times) if times else None
+
+    def _new_window(self, cs: CycleState, step: Step, revised_at: datetime) -> DatedStep:
+        """The same approval window as planned, opening when the revision arrived."""
+        from flows.cycle import shifted
+
+        dated = shifted(cs, cs.timeline[step.key], revised_at)
+        step.due_at = dated.due_at
+        return dated
+
+    def relevant(self, cs: CycleState, step: Step, row: Notification) -> bool:
+        if row.kind in ("approval_request", "reminder", "digest", "escalation"):
+            if row.revision != cs.cycle.plan_revision or step.state != "open" or step.data.get("awaiting_revision"):
+                return False
+        if row.kind == "approval_request":
+            return row.member_id not in self.answered(cs, step)
+        return super().relevant(cs, step, row)
+
+    def extra(self, cs: CycleState, step: Step, row: Notification, now: datetime) -> dict:
+        if row.kind in ("decision_notice", "revision_request"):
+            decisions = self.decisions(cs, step, row.revision)
+            if row.kind == "decision_notice":
+                decision = next(d for d in decisions if f"d{d.id}" == row.slot)
+            else:
+                decision = next(d for d in decisions if d.decision == "reject")
+            by = cs.session.get(Member, decision.member_id)
+            outcome = "approved" if step.outcome == "approved" else (
+                "rejected" if row.revision < cs.cycle.plan_revision else "pending")
+            return {"decision": decision.decision, "by": by.name, "reason": decision.reason, "outcome": outcome}
+        return super().extra(cs, step, row, now)
+
+    def finished_at(self, step: Step) -> datetime | None:
+        return step.closed_at  # settled when the deciding decision came, early or late
+
+    def late(self, cs: CycleState, step: Step) -> list[Addressee]:
+        if step.state != "open":
+            return []
+        return super().late(cs, step)

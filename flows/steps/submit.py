@@ -1,0 +1,27 @@
+"""Submit: the approved work plan to the Ministry of Planning and Investment, copied to the secretariat
+head; reminders until MPI's focal point records the receipt."""
+
+from flows.steps.base import StepHandler
+from models.tables import Step
+
+
+class SubmitHandler(StepHandler):
+    kind = "submit"
+    opening = "submission"
+    purpose = "receipt"
+
+    def relevant(self, cs, step: Step, row) -> bool:
+        if row.kind == "submission":
+            return True  # the approved plan must reach MPI, however late
+        return super().relevant(cs, step, row)
+
+    def extra(self, cs, step: Step, row, now) -> dict:
+        if row.kind == "submission":
+            from flows.documents import document_for
+
+            names = cs.step_def(step.key).attachments
+            return {"documents": [document_for(cs, name, cs.cycle.plan_revision, now)[0] for name in names]}
+        return super().extra(cs, step, row, now)
+
+    def outcome_at_close(self, cs, step: Step) -> str:
+        return "received" if self.answered(cs, step) else "sent"

@@ -1,0 +1,145 @@
+"""One tick of the engine at a given `now` (never the wall clock).
+
+1. Every live cycle's steps open, close or settle; messages that follow from that (decision notices,
+   revision requests, new approval requests) are planned.
+2. Every planned message whose moment has come is decided on: still needed? late? then rendered into
+   its final bytes (state `ready`) for the outbox to deliver — or skipped, or folded into one digest.
+
+A second tick at the same `now` finds nothing left to do: every message has a unique key and every
+transition checks the state it starts from.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from flows.cycle import schedule
+from flows.messages import prepare
+from flows.state import FINISHED, CycleState, outbox_key
+from flows.steps import handler_for
+from models.tables import Cycle, Notification, Step
+from models.types import utcnow_aware
+from notifications.outbox import enqueue
+
+BATCH = 500
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    opened: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    prepared: int = 0
+    skipped: int = 0
+    folded: int = 0
+    finished_cycles: list[int] = field(default_factory=list)
+    by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class EngineConfig:
+    sender: str = "Roundtable <roundtable@localhost>"
+    base_url: str = "http://127.0.0.1:8000"
+    secret: str = ""
+
+
+def tick(session: Session, now: datetime, config: EngineConfig | None = None) -> TickReport:
+    now = utcnow_aware(now)
+    config = config or EngineConfig()
+    report = TickReport(now)
+    states: dict[int, CycleState] = {}
+    for cycle in session.exec(select(Cycle).where(Cycle.state == "live")).all():
+        cs = states[cycle.id] = CycleState(session, cycle, config.sender, config.base_url, config.secret)
+        _advance_cycle(cs, now, report)
+    session.flush()
+    _prepare_due(session, now, states, config, report)
+    session.commit()
+    return report
+
+
+def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:
+    for step in cs.steps():
+        before = step.state
+        urgent = handler_for(step.kind).advance(cs, step, now)
+        if urgent:
+            schedule(cs, step, urgent, now)
+        if before == "planned" and step.state != "planned":
+            report.opened.append(step.key)
+        if before not in FINISHED and step.state in FINISHED:
+            report.closed.append(step.key)
+    if all(step.state in FINISHED for step in cs.steps()):
+        cs.cycle.state = "finished"
+        report.finished_cycles.append(cs.cycle.id)
+
+
+def _due_rows(session: Session, now: datetime, after_id: int) -> list[Notification]:
+    """Planned messages whose moment has come, except those of steps that have not opened yet."""
+    return list(session.exec(
+        select(Notification).outerjoin(Step, Step.id == Notification.step_id)
+        .where(Notification.state == "scheduled", Notification.due_at <= now, Notification.id > after_id)
+        .where(or_(Step.id.is_(None), Step.state != "planned"))
+        .order_by(Notification.id).limit(BATCH)
+    ).all())
+
+
+def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState], config: EngineConfig,
+                 report: TickReport) -> None:
+    last_id = 0
+    while rows := _due_rows(session, now, last_id):
+        last_id = rows[-1].id
+        stale_groups: dict[tuple, list[Notification]] = defaultdict(list)
+        for row in rows:
+            cs = states.get(row.cycle_id) or states.setdefault(
+                row.cycle_id, CycleState(session, session.get(Cycle, row.cycle_id), config.sender,
+                                         config.base_url, config.secret))
+            step = session.get(Step, row.step_id)
+            if not handler_for(step.kind).relevant(cs, step, row):
+                _drop(row, "skipped", "no longer needed when its moment came", report)
+                continue
+            stale = now - row.due_at > timedelta(hours=cs.definition.defaults.stale_after_hours)
+            if stale and row.policy == "skip_if_stale":
+                _drop(row, "skipped", f"stale: due {row.due_at.isoformat()}", report)
+            elif stale and row.policy == "fold":
+                stale_groups[(row.cycle_id, row.step_id, row.member_id, row.revision)].append(row)
+            else:
+                _render(cs, step, row, now, report)
+        for group in stale_groups.values():
+            _fold(states[group[0].cycle_id], group, now, report)
+        session.flush()
+
+
+def _render(cs: CycleState, step: Step, row: Notification, now: datetime, report: TickReport) -> None:
+    prepare(cs, step, row, now)
+    report.prepared += 1
+    report.by_kind[row.kind] += 1
+
+
+def _drop(row: Notification, state: str, reason: str, report: TickReport) -> None:
+    row.state, row.last_error = state, reason
+    if state == "skipped":
+        report.skipped += 1
+    else:
+        report.folded += 1
+
+
+def _fold(cs: CycleState, rows: list[Notification], now: datetime, report: TickReport) -> None:
+    """Several stale reminders for one person and step become one digest; a single one goes late."""
+    step = cs.session.get(Step, rows[0].step_id)
+    if len(rows) == 1:
+        _render(cs, step, rows[0], now, report)
+        return
+    last = max(rows, key=lambda r: (r.due_at, r.id))
+    key = outbox_key(cs.cycle.id, step.key, "digest", last.slot, last.member_id, last.revision)
+    enqueue(cs.session, key=key, cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key, member_id=last.member_id,
+            recipient=last.recipient, kind="digest", slot=last.slot, revision=last.revision, policy="send_late",
+            state="scheduled", due_at=now, created_at=now,
+            context={"missed": [r.due_at.isoformat() for r in rows]})
+    for row in rows:
+        _drop(row, "folded", f"folded into digest {key}", report)
+    cs.session.flush()
+    digest = cs.session.exec(select(Notification).where(Notification.key == key)).one()
+    if digest.state == "scheduled":
+        _render(cs, step, digest, now, report)

@@ -1,0 +1,151 @@
+"""The deadline engine: who gets what, when; nothing twice; downtime; moved anchors; approvals."""
+
+from email import message_from_bytes, policy
+
+from icalendar import Calendar
+from sqlmodel import Session, select
+
+from flows.cycle import move_anchor
+from models.tables import CalendarEntry, Decision, Notification, Response
+from tests.engine_helpers import answer, local, ready_to, rows, run, seed_people, start_gswg, step
+
+CALL_AUDIENCE = {"chair@example.org", "cochair.moj@example.org", "cochair.undp@example.org", "head@example.org",
+                 "staff@example.org", "m1@example.org", "m2@example.org", "m3@example.org", "m4@example.org"}
+
+
+def test_call_reaches_every_member_once_and_reminders_only_the_silent(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        people = seed_people(session)
+        cycle = start_gswg(session)
+        first = run(session, local(2019, 11, 1, 9, 0))
+        assert "call_for_suggestions" in first.opened
+        assert ready_to(session, "call_for_suggestions", "call") == CALL_AUDIENCE
+        total = len(rows(session))
+        again = run(session, local(2019, 11, 1, 9, 0))
+        assert again.prepared == 0 and len(rows(session)) == total  # a second tick at the same moment adds nothing
+
+        call = step(session, cycle, "call_for_suggestions")
+        answer(session, call, people["m1@example.org"], "suggestion", local(2019, 11, 2, 10, 0))
+        answer(session, call, people["m3@example.org"], "suggestion", local(2019, 11, 4, 10, 0))
+        run(session, local(2019, 11, 6, 9, 0))
+        first_reminded = {r.recipient for r in rows(session, kind="reminder", slot="r0") if r.state == "ready"}
+        assert first_reminded == CALL_AUDIENCE - {"m1@example.org", "m3@example.org"}
+
+        answer(session, call, people["m2@example.org"], "suggestion", local(2019, 11, 7, 10, 0))
+        run(session, local(2019, 11, 8, 9, 0))
+        second_reminded = {r.recipient for r in rows(session, kind="reminder", slot="r1") if r.state == "ready"}
+        assert second_reminded == CALL_AUDIENCE - {"m1@example.org", "m2@example.org", "m3@example.org"}
+        skipped = {r.recipient for r in rows(session, kind="reminder", slot="r1") if r.state == "skipped"}
+        assert skipped == {"m1@example.org", "m2@example.org", "m3@example.org"}
+
+
+def test_downtime_follows_the_late_policy(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        cycle = start_gswg(session)
+        run(session, local(2019, 10, 30, 9, 0))  # t0: the meeting invitation goes
+        assert len(ready_to(session, "annual_review_meeting", "invite")) == 10
+        report = run(session, local(2019, 11, 9, 9, 0))  # t0 + 10 days: the engine was down
+        # The call is sent late; both stale reminders fold into one digest per person.
+        assert ready_to(session, "call_for_suggestions", "call") == CALL_AUDIENCE
+        assert ready_to(session, "call_for_suggestions", "reminder") == set()
+        digests = [r for r in rows(session, kind="digest") if r.state == "ready"]
+        assert sorted(r.recipient for r in digests) == sorted(CALL_AUDIENCE)
+        assert {r.state for r in rows(session, step_key="call_for_suggestions", kind="reminder")} == {"folded"}
+        assert report.folded == 2 * len(CALL_AUDIENCE)
+        # The agenda (send late) goes; nothing went twice.
+        assert len(ready_to(session, "annual_review_meeting", "agenda")) == 10
+        keys = [r.message_id for r in rows(session) if r.message_id]
+        assert len(keys) == len(set(keys))
+
+        # Down again past the escalation moment: a stale escalation is skipped, the closed step's
+        # reminders are not sent, the meeting survey (skip if stale) is dropped.
+        run(session, local(2019, 11, 25, 9, 0))
+        assert {r.state for r in rows(session, kind="escalation", step_key="call_for_suggestions")} == {"skipped"}
+        assert {r.state for r in rows(session, kind="survey")} == {"skipped"}
+        assert step(session, cycle, "call_for_suggestions").state == "closed"
+
+
+def test_moving_the_anchor_updates_the_invitation_without_resending(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        cycle = start_gswg(session)
+        run(session, local(2019, 10, 30, 9, 0))
+        invites = {r.id: (r.state, r.payload) for r in rows(session, kind="invite")}
+        entry = session.exec(select(CalendarEntry).where(CalendarEntry.kind == "meeting")).first()
+        uid = entry.uid
+        january = step(session, cycle, "secretariat_review").due_at
+        call_due = {r.key: r.due_at for r in rows(session, kind="call", step_key="call_for_suggestions")}
+
+        report = move_anchor(session, cycle, "annual_meeting", local(2019, 11, 20, 8, 30), local(2019, 10, 31, 9, 0))
+        session.commit()
+        assert report["updates"] == 10
+        meeting = step(session, cycle, "annual_review_meeting")
+        assert meeting.starts_at == local(2019, 11, 20, 8, 30)
+        assert step(session, cycle, "secretariat_review").due_at == january  # January does not move
+        calls = rows(session, kind="call", step_key="call_for_suggestions")
+        assert all(r.due_at > call_due[r.key] for r in calls) and len(calls) == 9  # the call moves a week later
+
+        run(session, local(2019, 10, 31, 9, 0))
+        assert {r.id: (r.state, r.payload) for r in rows(session, kind="invite")} == invites  # nothing resent
+        updates = [r for r in rows(session, kind="update") if r.state == "ready"]
+        assert len(updates) == 10
+        mail = message_from_bytes(updates[0].payload, policy=policy.default)
+        calendar_part = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
+        event = Calendar.from_ical(calendar_part.get_content()).walk("VEVENT")[0]
+        assert str(event["UID"]) == uid and int(event["SEQUENCE"]) == 1
+        assert event.decoded("DTSTART") == local(2019, 11, 20, 8, 30)
+        run(session, local(2019, 10, 31, 9, 0))
+        assert len([r for r in rows(session, kind="update") if r.state == "ready"]) == 10
+
+
+def test_rejection_sends_the_plan_back_and_a_revision_is_approved(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        people = seed_people(session)
+        cycle = start_gswg(session)
+        run(session, local(2020, 2, 24, 9, 0))
+        approval = step(session, cycle, "approval")
+        assert approval.state == "open"
+        approvers = {"chair@example.org", "cochair.moj@example.org", "cochair.undp@example.org"}
+        assert ready_to(session, "approval", "approval_request") == approvers
+
+        def decide(email, decision, revision, day, reason=""):
+            session.add(Decision(step_id=approval.id, member_id=people[email].id, decision=decision, reason=reason,
+                                 plan_revision=revision, at=local(2020, 2, day, 10, 0)))
+            session.commit()
+
+        decide("chair@example.org", "approve", 1, 25)
+        decide("cochair.moj@example.org", "reject", 1, 25, "ຂໍເພີ່ມ SDG 16 — add SDG 16")
+        run(session, local(2020, 2, 25, 11, 0))
+        session.refresh(cycle)
+        assert cycle.plan_revision == 2
+        assert ready_to(session, "approval", "revision_request") == {"head@example.org", "staff@example.org"}
+        assert len([r for r in rows(session, kind="decision_notice") if r.state == "ready"]) == 4  # 2 decisions × 2
+        # Reminders of the rejected revision are no longer sent.
+        run(session, local(2020, 2, 26, 9, 0))
+        session.add(Response(step_id=approval.id, member_id=people["head@example.org"].id, kind="revision",
+                             body="revised", data={"revision": 2}, at=local(2020, 2, 27, 9, 0)))
+        session.commit()
+        run(session, local(2020, 2, 27, 9, 0))
+        second = {r.recipient for r in rows(session, kind="approval_request", revision=2) if r.state == "ready"}
+        assert second == approvers
+        for email in approvers:
+            decide(email, "approve", 2, 28)
+        run(session, local(2020, 2, 28, 11, 0))
+        approval = step(session, cycle, "approval")
+        assert (approval.state, approval.outcome) == ("done", "approved")
+        run(session, local(2020, 3, 31, 9, 0))
+        submissions = [r for r in rows(session, kind="submission") if r.state == "ready"]
+        assert [r.recipient for r in submissions] == ["mpi@example.org"]
+        assert submissions[0].cc == ["head@example.org"]
+        mail = message_from_bytes(submissions[0].payload, policy=policy.default)
+        names = [p.get_filename() for p in mail.iter_attachments()]
+        assert any(n and n.endswith(".docx") and "r2" in n for n in names)
+
+
+def test_no_message_for_a_step_before_it_opens(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        start_gswg(session)
+        run(session, local(2019, 10, 20, 9, 0))
+        assert session.exec(select(Notification).where(Notification.state != "scheduled")).all() == []
