@@ -72,7 +72,8 @@ class _Agents:
 
     def _between(self, start: datetime, end: datetime | None) -> datetime:
         end = end if end and end > start else start + timedelta(days=3)
-        return start + (end - start) * self.rng.uniform(0.05, 0.9)
+        moment = start + (end - start) * self.rng.uniform(0.05, 0.9)
+        return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
     def _answer(self, step: Step, member_id: int, kind: str, body: str, at: datetime, **data) -> None:
         def record():
@@ -187,7 +188,7 @@ def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int,
                 session.commit()
                 report = tick(session, now, config)
                 result.ticks += 1
-                sent = _deliver(engine, session, transport, now, log, result)
+                sent = _deliver(engine, session, transport, now, log, result, launch.tzinfo)
                 session.refresh(cycle)
                 for row in sent:
                     agents.react(row, now, cycle.plan_revision)
@@ -205,7 +206,8 @@ def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int,
     return result
 
 
-def _deliver(engine, session: Session, transport, now: datetime, log, result: SimulationResult) -> list[Notification]:
+def _deliver(engine, session: Session, transport, now: datetime, log, result: SimulationResult,
+             zone) -> list[Notification]:
     sent: list[Notification] = []
 
     def on_sent(row: Notification, path: Path | None = None) -> None:
@@ -213,9 +215,9 @@ def _deliver(engine, session: Session, transport, now: datetime, log, result: Si
         result.messages += 1
         result.by_step_kind[(row.step_key, row.kind)] += 1
         log.write(json.dumps({
-            "at": now.isoformat(), "step": row.step_key, "kind": row.kind, "to": [row.recipient],
+            "at": now.astimezone(zone).isoformat(), "step": row.step_key, "kind": row.kind, "to": [row.recipient],
             "cc": list(row.cc or []), "subject": row.subject, "message_id": row.message_id,
-            "file": str(Path(path).relative_to(result.out_dir)) if path else None,
+            "file": Path(path).relative_to(result.out_dir).as_posix() if path else None,
         }, ensure_ascii=False) + "\n")
 
     deliver_due(engine, transport, now, on_sent=on_sent)
