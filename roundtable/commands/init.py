@@ -1,7 +1,60 @@
+"""`roundtable init`: create the secret key (once) and bring the database to the newest schema."""
+
+import os
+import secrets
+from pathlib import Path
+
 import typer
+from rich.markup import escape
+from sqlalchemy.engine import make_url
+
+from models.db import normalise_url
+from roundtable.commands.common import console, database, fail, settings
 
 app = typer.Typer(no_args_is_help=True)
 
 
+def ensure_secret_file(path: Path) -> bool:
+    """Write a new random key to path (mode 0600) unless one is there. True when created."""
+    if path.is_file() and path.read_text(encoding="utf-8").strip():
+        return False
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()  # an empty key file is worthless; replace it
+    # O_EXCL: never overwrite a key another process may have written meanwhile.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")
+    os.chmod(path, 0o600)  # whatever the umask
+    return True
+
+
+def init() -> None:
+    """Create the secret key (unless ROUNDTABLE_SECRET_KEY or the key file exists) and upgrade the database."""
+    config = settings()
+    if config.secret_key is not None:
+        console.print("secret key: taken from ROUNDTABLE_SECRET_KEY (no file written)", markup=False)
+    else:
+        path = config.secret_file.expanduser()
+        if path.is_dir():
+            fail(f"secret file {escape(str(path))} is a directory")
+        try:
+            created = ensure_secret_file(path)
+        except OSError as exc:
+            fail(f"cannot write the secret key to {escape(str(path))}: {escape(exc.strerror or str(exc))}")
+        console.print(f"secret key: {'created' if created else 'kept the existing key in'} {path}", markup=False)
+    database(config.database_url)
+    shown = make_url(normalise_url(config.database_url)).render_as_string(hide_password=True)
+    console.print(f"database: {shown} (schema up to date)", markup=False)
+    console.print(
+        "next steps:\n"
+        "  roundtable groups load examples/groups.yaml\n"
+        "  roundtable roster check examples/roster.csv\n"
+        "  roundtable roster import examples/roster.csv",
+        markup=False,
+    )
+
+
 def register(root: typer.Typer) -> None:
-    """Adds this module's top-level commands to the root app."""
+    """Adds `roundtable init` to the root app."""
+    root.command("init")(init)
