@@ -7,6 +7,7 @@ from typing import Iterable
 import holidays
 
 WEEKEND = (5, 6)  # Saturday, Sunday
+MAX_BUSINESS_DAYS = 10_000  # about forty years: more is a mistake, and would only spin
 
 
 @lru_cache(maxsize=256)
@@ -16,8 +17,9 @@ def lao_holidays(year: int, language: str = "en_US") -> dict[date, str]:
 
 
 class BusinessCalendar:
-    def __init__(self, closed_days: Iterable[date] = ()):
-        self.closed_days = frozenset(closed_days)
+    def __init__(self, closed_days: Iterable[date | str] = ()):
+        # Groups store closed days as ISO strings; a string or a datetime would otherwise never match a date.
+        self.closed_days = frozenset(_as_date(day) for day in closed_days)
 
     def holiday_name(self, day: date, language: str = "en_US") -> str | None:
         if day in self.closed_days:
@@ -34,10 +36,19 @@ class BusinessCalendar:
             day += timedelta(days=1)
         return day
 
+    def previous_business_day(self, day: date, include_today: bool = True) -> date:
+        if not include_today:
+            day -= timedelta(days=1)
+        while not self.is_business_day(day):
+            day -= timedelta(days=1)
+        return day
+
     def add_business_days(self, day: date, count: int) -> date:
         """`count` business days after `day` (before, when negative); 0 rolls forward to a business day."""
         if count == 0:
             return self.next_business_day(day)
+        if abs(count) > MAX_BUSINESS_DAYS:
+            raise ValueError(f"{count} business days is too far (at most {MAX_BUSINESS_DAYS})")
         step = 1 if count > 0 else -1
         remaining = abs(count)
         while remaining:
@@ -46,8 +57,24 @@ class BusinessCalendar:
                 remaining -= 1
         return day
 
+    def business_days_between(self, start: date, end: date) -> int:
+        """How many business days follow `start` up to and including `end` (0 when end <= start)."""
+        count, day = 0, start
+        while day < end:
+            day += timedelta(days=1)
+            count += self.is_business_day(day)
+        return count
+
     def next_business_morning(self, moment: datetime, at: time = time(9, 0)) -> datetime:
         """The next business day at `at` local time, strictly after `moment` (aware, in its own zone)."""
+        if moment.tzinfo is None:
+            raise ValueError(f"{moment.isoformat()} has no time zone")
         candidate = datetime.combine(moment.date(), at, tzinfo=moment.tzinfo)
         day = moment.date() if candidate > moment else moment.date() + timedelta(days=1)
         return datetime.combine(self.next_business_day(day), at, tzinfo=moment.tzinfo)
+
+
+def _as_date(day: date | str) -> date:
+    if isinstance(day, datetime):
+        return day.date()
+    return day if isinstance(day, date) else date.fromisoformat(str(day))

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 from calendars.business_days import BusinessCalendar
 from models.definition import CycleDefinition, DefinitionError, StepDef, TimeExpr, parse_time_expr
 
+# Planning years the timeline computes (anchors and ten-year offsets stay far inside what datetime holds).
+PLANNING_YEARS = range(1990, 2101)
 # The time of day a field falls on when its expression moves by days and names no `at`.
 _OPENING_FIELDS = ("opens", "agenda_at", "reminders", "escalation.after")
 _CLOSING_FIELDS = ("due", "minutes_due")
@@ -43,10 +45,13 @@ def _hhmm(text: str) -> time:
     return time(hour, minute)
 
 
-def default_anchors(definition: CycleDefinition, year: int, zone: ZoneInfo) -> dict[str, datetime]:
+def default_anchors(definition: CycleDefinition, year: int, zone: ZoneInfo, closed_days=()) -> dict[str, datetime]:
+    """Each anchor's month/day in the planning year; one that falls on a weekend, a holiday or a closed day
+    moves to the next business day (13 November 2021 was a Saturday: the meeting would be on Monday 15th)."""
+    calendar = BusinessCalendar(closed_days)
     return {
-        key: datetime(year + a.year_offset, a.month, a.day, tzinfo=zone).replace(
-            hour=_hhmm(a.time).hour, minute=_hhmm(a.time).minute)
+        key: datetime.combine(calendar.next_business_day(date(year + a.year_offset, a.month, a.day)),
+                              _hhmm(a.time), tzinfo=zone)
         for key, a in definition.anchors.items()
     }
 
@@ -60,14 +65,15 @@ def parse_anchor(definition: CycleDefinition, text: str, zone: ZoneInfo) -> tupl
     if key not in definition.anchors:
         raise ValueError(f"--anchor {text!r}: unknown anchor {key!r} (known: {', '.join(definition.anchors)})")
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, _hhmm(definition.anchors[key].time), tzinfo=zone)
-        else:
+        day = date.fromisoformat(value)
+        moment = datetime.combine(day, _hhmm(definition.anchors[key].time), tzinfo=zone)
+    except ValueError:  # not a bare date: a date-time
+        try:
             moment = datetime.fromisoformat(value)
-            moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
-    except ValueError:
-        raise ValueError(f"--anchor {text!r}: {value!r} is not an ISO date or date-time") from None
+        except ValueError:
+            raise ValueError(f"--anchor {text!r}: {value!r} is not an ISO date or date-time "
+                             "(e.g. 2019-11-13 or 2019-11-13T08:30)") from None
+        moment = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
     return key, moment
 
 
@@ -76,16 +82,25 @@ class _Evaluator:
                  zone: ZoneInfo):
         self.definition, self.anchors, self.calendar, self.zone = definition, anchors, calendar, zone
         self.memo: dict[tuple[str, str], datetime | None] = {}
+        self.active: list[tuple[str, str]] = []  # points being computed: a definition not checked by the loader may loop
 
     def point(self, step_key: str, point: str) -> datetime | None:
         node = (step_key, point)
+        if node in self.active:
+            loop = self.active[self.active.index(node):] + [node]
+            raise DefinitionError([f"steps[{self._index(self.definition.step(step_key))}]: dependency loop: "
+                                   + " → ".join(f"{s}.{p}" for s, p in loop)])
         if node not in self.memo:
-            step = self.definition.step(step_key)
-            text = getattr(step, point)
-            if text is None:
-                self.memo[node] = self._fallback(step, point)
-            else:
-                self.memo[node] = self.evaluate(parse_time_expr(text), step, point)
+            self.active.append(node)
+            try:
+                step = self.definition.step(step_key)
+                text = getattr(step, point)
+                if text is None:
+                    self.memo[node] = self._fallback(step, point)
+                else:
+                    self.memo[node] = self.evaluate(parse_time_expr(text), step, point)
+            finally:
+                self.active.pop()
         return self.memo[node]
 
     def _fallback(self, step: StepDef, point: str) -> datetime | None:
@@ -109,18 +124,25 @@ class _Evaluator:
         base = base.astimezone(self.zone)
         if expr.unit == "hour":
             moment = base + timedelta(hours=expr.amount)
+            moment = datetime.combine(self._business_day(moment.date(), expr.amount), moment.time(), self.zone)
         elif expr.amount == 0 and expr.at is None:
             return base  # a plain reference keeps the exact moment
         else:
             day = base.date()
             if expr.unit == "bday":
                 day = self.calendar.add_business_days(day, expr.amount)
-            else:
+            elif expr.amount:  # without an offset ('annual_meeting at 12:15') the day stays the anchor's own
                 days = expr.amount * (7 if expr.unit == "week" else 1)
-                # An offset never lands on a weekend or a closed day.
-                day = self.calendar.next_business_day(day + timedelta(days=days))
+                day = self._business_day(day + timedelta(days=days), expr.amount)
             moment = datetime.combine(day, self._time_of_day(expr, base, field_name), tzinfo=self.zone)
         return moment
+
+    def _business_day(self, day: date, amount: int) -> date:
+        """An offset never lands on a weekend, a holiday or a closed day. It moves away from its reference
+        ('before' earlier, 'after' later), so a reminder 2 days before a Monday meeting stays before it."""
+        if amount < 0:
+            return self.calendar.previous_business_day(day)
+        return self.calendar.next_business_day(day)
 
     def _time_of_day(self, expr: TimeExpr, base: datetime, field_name: str) -> time:
         if expr.at is not None:
@@ -139,10 +161,15 @@ class _Evaluator:
 def compute_timeline(definition: CycleDefinition, year: int, anchors: dict[str, datetime] | None = None,
                      *, timezone: str = "Asia/Vientiane", closed_days=(), source: str = "") -> list[DatedStep]:
     """Dated steps, in definition order. Raises DefinitionError when the dates contradict each other."""
+    if year not in PLANNING_YEARS:
+        raise ValueError(f"planning year {year} is out of range ({PLANNING_YEARS[0]}–{PLANNING_YEARS[-1]})")
     zone = ZoneInfo(timezone)
-    merged = default_anchors(definition, year, zone)
+    merged = default_anchors(definition, year, zone, closed_days)
     for key, moment in (anchors or {}).items():
-        merged[key] = moment.astimezone(zone)
+        if key not in merged:
+            raise ValueError(f"unknown anchor {key!r} (known: {', '.join(definition.anchors)})")
+        # A moment without a zone is local time of the group, never the machine's.
+        merged[key] = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
     evaluator = _Evaluator(definition, merged, BusinessCalendar(closed_days), zone)
     dated: list[DatedStep] = []
     problems: list[str] = []
