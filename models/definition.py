@@ -25,6 +25,7 @@ UNITS = {"business day": "bday", "business days": "bday", "day": "day", "days": 
          "week": "week", "weeks": "week", "hour": "hour", "hours": "hour"}
 # The largest offset each unit may carry (about ten years), so no expression walks the calendar for ever.
 MAX_OFFSET = {"bday": 2600, "day": 3660, "week": 522, "hour": 87840}
+MAX_STEPS = 100  # a cycle has a handful; the bound keeps dependency walks shallow (they recurse)
 LATE_POLICIES = ("send_late", "skip_if_stale", "fold")
 # What happens to a message whose moment passed while the engine was down.
 DEFAULT_LATE_POLICY = {
@@ -256,7 +257,7 @@ class CycleDefinition(_Strict):
     anchors: dict[AnchorKey, Anchor] = Field(min_length=1)
     defaults: Defaults = Defaults()
     late_policy: dict[str, Literal["send_late", "skip_if_stale", "fold"]] = Field(default_factory=dict)
-    steps: list[StepDef] = Field(min_length=1)
+    steps: list[StepDef] = Field(min_length=1, max_length=MAX_STEPS)
 
     def step(self, key: str) -> StepDef:
         return next(s for s in self.steps if s.key == key)
@@ -440,6 +441,8 @@ def _schema_message(err: dict, owner: type[BaseModel] | None) -> str:
         return f"expected true or false, got {_shown(value)}"
     if kind == "too_short":
         return "must not be empty"
+    if kind == "too_long":
+        return f"too many: at most {err['ctx']['max_length']}"
     if kind == "string_pattern_mismatch":
         extra = ", '_' or '-'" if "_-]" in err.get("ctx", {}).get("pattern", "") else " or '_'"
         return f"{value!r} is not a valid name: use lower-case letters, digits{extra}, starting with a letter"

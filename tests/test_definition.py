@@ -5,7 +5,7 @@ import copy
 import random
 import re
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -367,6 +367,16 @@ def test_the_largest_offsets_still_compute(tmp_path):
     assert time.monotonic() - started < 5
 
 
+def test_a_long_chain_of_steps_computes_and_too_many_steps_are_refused(tmp_path):
+    # Each step opens when the next one closes: computing the first walks the whole chain.
+    chain = [{"key": f"s{i:03d}", "opens": f"s{i + 1:03d} closes - 2 business days", "due": "opens + 1 business day"}
+             for i in range(99)] + [{"key": "s099", "opens": "annual_meeting", "due": "opens + 1 day"}]
+    dated = compute_timeline(load_definition(write(tmp_path, minimal(*chain))), 2020)
+    assert dated[-1].opens_at - dated[0].opens_at > timedelta(days=130)  # 100 business days and more
+    chain.append({"key": "s100", "opens": "annual_meeting", "due": "opens + 1 day"})
+    assert the_problem(write(tmp_path, minimal(*chain)), "steps") == "too many: at most 100"
+
+
 def test_parse_time_expr_forms():
     expr = parse_time_expr("5 business days after comment_round closes")
     assert (expr.ref, expr.point, expr.amount, expr.unit) == ("comment_round", "due", 5, "bday")
@@ -409,6 +419,7 @@ def test_yaml_syntax_error_gives_line_and_column(tmp_path):
     (b"name: gs\x00wg\n", "not valid YAML (unacceptable character #x0000"),
     (b"name: " + b"[" * 100_000 + b"]" * 100_000, "not valid YAML (nested too deeply)"),
     (b"\tname: gswg\n", "line 1, column 1: not valid YAML ("),
+    (b"name: !!python/object:os.system x\n", "line 1, column 7: not valid YAML (could not determine a constructor"),
 ])
 def test_bytes_that_are_not_yaml_text(tmp_path, content, expected):
     path = tmp_path / "bytes.yaml"
