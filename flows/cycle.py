@@ -1,13 +1,13 @@
 """Starting a cycle, planning its messages, and moving an anchor without resending anything."""
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
 from calendars.ics import uid_for
-from calendars.timeline import DatedStep, compute_timeline
+from calendars.timeline import DatedStep, compute_timeline, default_anchors
 from flows.state import CycleState, Planned, outbox_key
 from flows.steps import handler_for
 from models.definition import CycleDefinition
@@ -58,9 +58,7 @@ def start_cycle(session: Session, definition: CycleDefinition, year: int, anchor
 
 
 def _all_anchors(cs: CycleState, given: dict[str, datetime]) -> dict[str, datetime]:
-    from calendars.timeline import default_anchors
-
-    merged = default_anchors(cs.definition, cs.cycle.year, cs.zone)
+    merged = default_anchors(cs.definition, cs.cycle.year, cs.zone, cs.closed_days)
     merged.update({k: v.astimezone(cs.zone) for k, v in given.items()})
     return merged
 
@@ -112,7 +110,8 @@ def move_anchor(session: Session, cycle: Cycle, key: str, moment: datetime, now:
         raise CycleError(f"unknown anchor {key!r} (known: {', '.join(cs.definition.anchors)})")
     anchors = cs.anchors
     anchors[key] = moment.astimezone(cs.zone)
-    compute_timeline(cs.definition, cycle.year, anchors, timezone=cs.group.timezone)  # refuse contradictions first
+    compute_timeline(cs.definition, cycle.year, anchors, timezone=cs.group.timezone,
+                     closed_days=cs.closed_days)  # refuse contradictions first
     cycle.anchors = {k: v.isoformat() for k, v in anchors.items()}
     cs = CycleState(session, cycle)
     report = {"rescheduled": 0, "updates": 0, "steps_moved": []}
@@ -140,7 +139,7 @@ def move_anchor(session: Session, cycle: Cycle, key: str, moment: datetime, now:
 def shifted(cs: CycleState, planned: DatedStep, start: datetime) -> DatedStep:
     """The planned window (opens → due, in business days) moved to open at `start`; reminders and
     escalation keep their distance to the deadline."""
-    calendar = BusinessCalendar([date.fromisoformat(d) for d in cs.group.closed_days])
+    calendar = BusinessCalendar(cs.closed_days)
     span = calendar.business_days_between(planned.opens_at.date(), planned.due_at.astimezone(cs.zone).date())
     opens = start.astimezone(cs.zone)
     due_day = calendar.add_business_days(opens.date(), max(span, 1))

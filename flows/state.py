@@ -64,9 +64,14 @@ class CycleState:
         return {key: datetime.fromisoformat(value) for key, value in self.cycle.anchors.items()}
 
     @cached_property
+    def closed_days(self) -> list[date]:
+        """The group's decreed days off (the holidays package does not know them)."""
+        return [date.fromisoformat(str(d)) for d in self.group.closed_days]
+
+    @cached_property
     def timeline(self) -> dict[str, DatedStep]:
         dated = compute_timeline(self.definition, self.cycle.year, self.anchors, timezone=self.group.timezone,
-                                 closed_days=[date.fromisoformat(d) for d in self.group.closed_days])
+                                 closed_days=self.closed_days)
         return {d.key: d for d in dated}
 
     def steps(self) -> list[Step]:
