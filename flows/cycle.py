@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 from calendars.business_days import BusinessCalendar
 from calendars.ics import uid_for
 from calendars.timeline import DatedStep, compute_timeline, default_anchors
-from flows.state import CycleState, Planned, outbox_key
+from flows.state import FINISHED, CycleState, Planned, outbox_key
 from flows.steps import handler_for
 from models.definition import CycleDefinition
 from models.tables import CalendarEntry, Cycle, Notification, Step, WorkingGroup
@@ -168,3 +168,30 @@ def _invited(session: Session, step: Step) -> bool:
     sent = session.exec(select(Notification.id).where(Notification.step_id == step.id, Notification.kind == "invite",
                                                       Notification.state.in_(("ready", "sending", "sent")))).first()
     return sent is not None
+
+
+def drop_step(session: Session, cycle: Cycle, step_key: str, now: datetime) -> dict:
+    """Drop a step that has not finished: its pending messages are skipped and, for a meeting whose
+    invitation went out, every invitee gets a cancellation (same UID, SEQUENCE + 1)."""
+    now = utcnow_aware(now)
+    cs = CycleState(session, cycle)
+    keys = [s.key for s in cs.steps()]
+    if step_key not in keys:
+        raise CycleError(f"unknown step {step_key!r} (known: {', '.join(keys)})")
+    step = cs.step_row(step_key)
+    if step.state in FINISHED:
+        raise CycleError(f"step {step_key!r} is already {step.state}")
+    pending = session.exec(select(Notification).where(Notification.step_id == step.id,
+                                                      Notification.state == "scheduled")).all()
+    for row in pending:
+        row.state, row.last_error = "skipped", f"step dropped at {now.isoformat()}"
+    cancelled = 0
+    entries = session.exec(select(CalendarEntry).where(CalendarEntry.step_id == step.id)).all()
+    for entry in entries:
+        entry.sequence += 1
+        entry.cancelled, entry.updated_at = True, now
+        if entry.kind == "meeting" and _invited(session, step):
+            people = handler_for(step.kind).expected(cs, step)
+            cancelled += schedule(cs, step, [Planned("cancel", f"s{entry.sequence}", now, people, entry.sequence)], now)
+    step.state, step.closed_at, step.outcome = "skipped", now, "dropped"
+    return {"skipped": len(pending), "cancellations": cancelled}

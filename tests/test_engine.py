@@ -149,3 +149,103 @@ def test_no_message_for_a_step_before_it_opens(engine):
         start_gswg(session)
         run(session, local(2019, 10, 20, 9, 0))
         assert session.exec(select(Notification).where(Notification.state != "scheduled")).all() == []
+
+
+def test_dropping_a_meeting_cancels_it_for_every_invitee(engine):
+    from flows.cycle import drop_step
+
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        cycle = start_gswg(session)
+        run(session, local(2019, 10, 30, 9, 0))
+        uid = session.exec(select(CalendarEntry).where(CalendarEntry.kind == "meeting")).first().uid
+        report = drop_step(session, cycle, "annual_review_meeting", local(2019, 11, 4, 9, 0))
+        session.commit()
+        assert report["cancellations"] == 10
+        run(session, local(2019, 11, 4, 9, 0))
+        cancels = [r for r in rows(session, kind="cancel") if r.state == "ready"]
+        assert len(cancels) == 10
+        mail = message_from_bytes(cancels[0].payload, policy=policy.default)
+        part = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
+        assert part.get_param("method") == "CANCEL"
+        event = Calendar.from_ical(part.get_content()).walk("VEVENT")[0]
+        assert str(event["UID"]) == uid and int(event["SEQUENCE"]) == 1 and str(event["STATUS"]) == "CANCELLED"
+        # The agenda and the survey of the dropped meeting never go.
+        run(session, local(2019, 11, 14, 9, 0))
+        assert {r.state for r in rows(session, kind="agenda")} == {"skipped"}
+        assert {r.state for r in rows(session, kind="survey")} == {"skipped"}
+
+
+def test_reminders_and_escalation_name_only_the_silent(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        people = seed_people(session)
+        cycle = start_gswg(session)
+        run(session, local(2019, 11, 1, 9, 0))
+        call = step(session, cycle, "call_for_suggestions")
+        for email in ("m1@example.org", "m2@example.org", "chair@example.org"):
+            answer(session, call, people[email], "suggestion", local(2019, 11, 5, 9, 0))
+        for moment in (local(2019, 11, 6, 9, 0), local(2019, 11, 8, 9, 0), local(2019, 11, 11, 17, 0),
+                       local(2019, 11, 12, 9, 0)):
+            run(session, moment)
+        escalations = [r for r in rows(session, kind="escalation") if r.state == "ready"]
+        assert [r.recipient for r in escalations] == ["head@example.org"]
+        text = message_from_bytes(escalations[0].payload, policy=policy.default).get_body(("plain",)).get_content()
+        assert "m3@example.org" in text and "m4@example.org" in text
+        assert "m1@example.org" not in text and "chair@example.org" not in text
+
+
+def _approval_with_rule(session, rule: dict):
+    people = seed_people(session)
+    cycle = start_gswg(session)
+    definition = dict(cycle.definition)
+    definition["steps"] = [dict(s, approval=rule) if s["key"] == "approval" else s for s in definition["steps"]]
+    cycle.definition = definition
+    session.commit()
+    run(session, local(2020, 2, 24, 9, 0))
+    return people, cycle, step(session, cycle, "approval")
+
+
+def _decide(session, approval, member, decision, day):
+    session.add(Decision(step_id=approval.id, member_id=member.id, decision=decision, plan_revision=1,
+                         at=local(2020, 2, day, 10, 0), reason="" if decision == "approve" else "no"))
+    session.commit()
+
+
+def test_approval_rule_any_settles_on_the_first_approval(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        people, cycle, approval = _approval_with_rule(session, {"rule": "any", "k": None})
+        _decide(session, approval, people["cochair.undp@example.org"], "approve", 25)
+        run(session, local(2020, 2, 25, 11, 0))
+        assert step(session, cycle, "approval").outcome == "approved"
+
+
+def test_approval_rule_k_of_n_rejects_when_k_is_out_of_reach(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        people, cycle, approval = _approval_with_rule(session, {"rule": "k-of-n", "k": 2})
+        _decide(session, approval, people["chair@example.org"], "reject", 25)
+        run(session, local(2020, 2, 25, 11, 0))
+        session.refresh(cycle)
+        assert cycle.plan_revision == 1 and step(session, cycle, "approval").state == "open"  # 2 of 2 left
+        _decide(session, approval, people["cochair.moj@example.org"], "approve", 25)
+        _decide(session, approval, people["cochair.undp@example.org"], "approve", 26)
+        run(session, local(2020, 2, 26, 11, 0))
+        assert step(session, cycle, "approval").outcome == "approved"
+
+
+def test_a_late_approval_moves_the_submission_window(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        people = seed_people(session)
+        cycle = start_gswg(session)
+        run(session, local(2020, 2, 24, 9, 0))
+        approval = step(session, cycle, "approval")
+        for email in ("chair@example.org", "cochair.moj@example.org", "cochair.undp@example.org"):
+            session.add(Decision(step_id=approval.id, member_id=people[email].id, decision="approve",
+                                 plan_revision=1, at=local(2020, 3, 20, 10, 0)))
+        session.commit()
+        run(session, local(2020, 3, 20, 10, 30))
+        submission = step(session, cycle, "submission_to_mpi")
+        assert submission.state == "open"
+        assert submission.due_at == local(2020, 3, 27, 17, 0)  # the planned 5 business days, from the approval
+        assert ready_to(session, "submission_to_mpi", "submission") == {"mpi@example.org"}
+        reminder = rows(session, kind="reminder", step_key="submission_to_mpi")[0]
+        assert reminder.due_at == local(2020, 3, 26, 9, 0)

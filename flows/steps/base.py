@@ -94,6 +94,8 @@ class StepHandler:
     # ------------------------------------------------------------ at send time
     def relevant(self, cs: CycleState, step: Step, row: Notification) -> bool:
         """Whether a due message still makes sense now (reminders only to those who have not answered)."""
+        if row.kind == "cancel":
+            return True  # a dropped meeting must leave every invitee's calendar
         if row.kind == self.opening:
             return step.state == "open"
         if row.kind in ("reminder", "digest"):

@@ -41,6 +41,8 @@ class MeetingHandler(StepHandler):
         return super().extra(cs, step, row, now)
 
     def relevant(self, cs: CycleState, step: Step, row: Notification) -> bool:
+        if row.kind == "cancel":
+            return True
         if row.kind in ("invite", "agenda", "update"):
             return step.state in ("planned", "open")  # no invitation to a meeting that is over
         return True

@@ -26,6 +26,8 @@ class ReviewHandler(StepHandler):
     def relevant(self, cs, step, row) -> bool:
         if row.kind in ("reminder", "digest"):
             return step.state == "open" and not self.answered(cs, step)
+        if row.kind == "cancel":
+            return True
         if row.kind in ("invite", "update"):
             return step.starts_at is None or step.state in ("planned", "open")
         return super().relevant(cs, step, row)

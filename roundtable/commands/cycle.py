@@ -10,7 +10,7 @@ import typer
 from sqlmodel import Session
 
 from calendars.timeline import check_definition, parse_anchor
-from flows.cycle import CycleError, live_cycle, move_anchor, start_cycle
+from flows.cycle import CycleError, drop_step, live_cycle, move_anchor, start_cycle
 from flows.delivery import deliver
 from flows.status import cycle_status, preview
 from flows.tick import EngineConfig, tick
@@ -104,6 +104,22 @@ def anchor_cmd(assignment: str = typer.Argument(..., metavar="KEY=DATE"),
                   f"{report['rescheduled']} pending messages rescheduled; {report['updates']} meeting updates planned.")
 
 
+@app.command("drop")
+def drop_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Optional[int] = typer.Option(None, "--year"),
+             now: Optional[str] = typer.Option(None, "--now")):
+    """Drop a step of the live cycle; a dropped meeting sends a cancellation to every invitee."""
+    engine = database()
+    with Session(engine, expire_on_commit=False) as session:
+        cycle = _live(session, year)
+        try:
+            report = drop_step(session, cycle, step_key, _now(now))
+        except CycleError as exc:
+            fail(str(exc))
+        session.commit()
+    console.print(f"Dropped {step_key}: {report['skipped']} pending messages skipped, "
+                  f"{report['cancellations']} cancellations planned.")
+
+
 def register(root: typer.Typer) -> None:
     @root.command("tick")
     def tick_cmd(now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment (default: now).")):
@@ -134,6 +150,8 @@ def register(root: typer.Typer) -> None:
                           f"answered {s['answered']}/{s['expected']}")
             for d in s["decisions"]:
                 console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
+            if any(s["rsvp"].values()):
+                console.print("      coming: " + ", ".join(f"{k.lower()} {len(v)}" for k, v in s["rsvp"].items()))
 
     @root.command("preview")
     def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),
