@@ -103,3 +103,43 @@ def test_reminders_only_for_those_who_had_not_answered(demo):
         if m["step"] == "call_for_suggestions" and m["kind"] == "reminder":
             answered = first_answer.get(m["to"][0])
             assert answered is None or answered > datetime.fromisoformat(m["at"])
+
+
+def test_a_members_feed_from_the_demo_has_every_meeting_and_deadline(demo):
+    out, _messages, _ = demo
+    from sqlmodel import Session
+
+    from calendars.feeds import member_feed
+    from models.db import make_engine
+
+    engine = make_engine(f"sqlite:///{out / 'roundtable.db'}")
+    with Session(engine) as session:
+        feed = Calendar.from_ical(member_feed(session, "gswg.chair@example.org",
+                                              datetime.fromisoformat("2020-04-01T09:00:00+07:00")))
+    engine.dispose()
+    events = {str(e["UID"]): e for e in feed.walk("VEVENT")}
+    starts = sorted(e.decoded("DTSTART") for e in events.values())
+    assert datetime.fromisoformat("2019-11-13T08:30:00+07:00") in starts  # the annual review meeting
+    assert datetime.fromisoformat("2019-11-11T17:00:00+07:00") in starts  # the call's deadline
+    assert any(uid.endswith("approval-deadline@roundtable.local") or "approval" in uid for uid in events)
+    assert all(s.utcoffset().total_seconds() == 7 * 3600 for s in starts)
+
+
+def test_simulate_until_leaves_a_live_cycle(tmp_path):
+    from tests.engine_helpers import GSWG_YAML, ROOT
+
+    out = tmp_path / "sim"
+    result = CliRunner().invoke(app, ["simulate", "--definition", str(GSWG_YAML), "--roster",
+                                      str(ROOT / "examples" / "roster.csv"), "--year", "2020", "--out", str(out),
+                                      "--until", "2019-11-05T12:00:00+07:00", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    assert "stopped at" in result.output
+    messages = [json.loads(line) for line in (out / "messages.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert messages and max(datetime.fromisoformat(m["at"]) for m in messages) <= datetime.fromisoformat(
+        "2019-11-05T12:00:00+07:00")
+    import sqlite3
+
+    db = sqlite3.connect(out / "roundtable.db")
+    assert db.execute("select state from cycle").fetchone() == ("live",)
+    states = dict(db.execute("select key, state from step").fetchall())
+    assert states["call_for_suggestions"] == "open" and states["approval"] == "planned"
