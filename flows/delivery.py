@@ -28,3 +28,18 @@ def deliver(engine: Engine, settings: Settings, now: datetime, notice: Callable[
     with Session(engine) as session:
         secretariat = secretariat_addresses(session, now)
     return deliver_due(engine, transport_from_settings(settings), now, secretariat=secretariat)
+
+
+def tick_and_deliver(engine: Engine, settings: Settings, now: datetime,
+                     notice: Callable[[str], None] | None = None) -> dict:
+    """One tick at `now`, then delivery of what is due: the unit of work of the CLI, Prefect and the scheduler."""
+    from flows.tick import EngineConfig, tick
+
+    config = EngineConfig(sender=settings.sender, base_url=settings.base_url,
+                          secret=settings.resolved_secret_key() or "")
+    with Session(engine, expire_on_commit=False) as session:
+        report = tick(session, now, config)
+    delivered = deliver(engine, settings, now, notice)
+    return {"now": now.isoformat(), "opened": report.opened, "closed": report.closed, "prepared": report.prepared,
+            "skipped": report.skipped, "folded": report.folded, "sent": delivered.sent,
+            "retried": delivered.retried, "failed": delivered.failed}

@@ -7,10 +7,7 @@ at scale the same flows run as deployments from prefect.yaml on a Prefect server
 from datetime import datetime, timezone
 
 from prefect import flow, get_run_logger
-from sqlmodel import Session
-
-from flows.delivery import deliver
-from flows.tick import EngineConfig, tick
+from flows.delivery import tick_and_deliver
 from models.db import engine_for, upgrade
 from models.settings import get_settings
 
@@ -22,13 +19,6 @@ def tick_flow(now: str | None = None) -> dict:
     moment = datetime.fromisoformat(now) if now else datetime.now(timezone.utc)
     engine = engine_for(settings.database_url)
     upgrade(engine)
-    config = EngineConfig(sender=settings.sender, base_url=settings.base_url,
-                          secret=settings.resolved_secret_key() or "")
-    with Session(engine, expire_on_commit=False) as session:
-        report = tick(session, moment, config)
-    delivered = deliver(engine, settings, moment)
-    summary = {"now": moment.isoformat(), "opened": report.opened, "closed": report.closed,
-               "prepared": report.prepared, "skipped": report.skipped, "folded": report.folded,
-               "sent": delivered.sent, "retried": delivered.retried, "failed": delivered.failed}
+    summary = tick_and_deliver(engine, settings, moment)
     get_run_logger().info("tick %s", summary)
     return summary

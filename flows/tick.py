@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from flows.cycle import schedule
@@ -58,6 +58,32 @@ def tick(session: Session, now: datetime, config: EngineConfig | None = None) ->
     _prepare_due(session, now, states, config, report)
     session.commit()
     return report
+
+
+def next_due(session: Session, now: datetime, cycle_ids: list[int] | None = None) -> datetime | None:
+    """The earliest moment after `now` at which a tick has something to do: a step that opens or closes,
+    a planned message of an opened step, a retry. None when nothing is planned at all."""
+    steps = select(Step).join(Cycle, Cycle.id == Step.cycle_id).where(Cycle.state == "live")
+    if cycle_ids is not None:
+        steps = steps.where(Step.cycle_id.in_(cycle_ids))
+    candidates = []
+    opened = []
+    for step in session.exec(steps).all():
+        if step.state == "planned":
+            candidates.append(step.opens_at)
+        else:
+            opened.append(step.id)
+            if step.state == "open" and handler_for(step.kind).closes_at_due:
+                candidates.append(step.due_at)
+    if opened:
+        candidates.append(session.exec(select(func.min(Notification.due_at)).where(
+            Notification.state == "scheduled", Notification.step_id.in_(opened))).one())
+    candidates.append(session.exec(select(func.min(Notification.next_attempt_at))
+                                   .where(Notification.state == "ready")).one())
+    found = [c for c in candidates if c is not None]
+    if not found:
+        return None
+    return max(min(found), now + timedelta(seconds=1))
 
 
 def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:

@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from calendars.timeline import check_definition, parse_anchor
 from flows.cycle import CycleError, drop_step, live_cycle, move_anchor, start_cycle
-from flows.delivery import deliver
+from flows.delivery import tick_and_deliver
 from flows.status import cycle_status, preview
-from flows.tick import EngineConfig, tick
+from flows.tick import EngineConfig
 from models.definition import DefinitionError, load_definition
 from roundtable.commands.common import console, database, fail, progress, settings
 
@@ -54,6 +54,12 @@ def engine_config() -> EngineConfig:
     if not secret:
         fail("no secret key for signed links: run `roundtable init` first (or set ROUNDTABLE_SECRET_KEY)")
     return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret)
+
+
+def tick_summary(summary: dict) -> str:
+    return (f"tick {summary['now']}: opened {summary['opened'] or '-'}, closed {summary['closed'] or '-'}; "
+            f"{summary['prepared']} prepared, {summary['skipped']} skipped, {summary['folded']} folded; "
+            f"{summary['sent']} sent, {summary['retried']} to retry, {summary['failed']} failed")
 
 
 def _live(session: Session, year: Optional[int]):
@@ -125,14 +131,39 @@ def register(root: typer.Typer) -> None:
     def tick_cmd(now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment (default: now).")):
         """One tick of the engine, then delivery of what is due."""
         moment = _now(now)
-        config = engine_config()
+        engine_config()  # refuses to run without a secret key for the links
+        console.print(tick_summary(tick_and_deliver(database(), settings(), moment, notice=progress)))
+
+    @root.command("run")
+    def run_cmd(sweep_minutes: float = typer.Option(5.0, "--sweep-minutes", min=0.1, help="Sweep interval."),
+                use_prefect: bool = typer.Option(False, "--prefect", help="Run each tick as a Prefect flow.")):
+        """Everything on one machine: wake at the next due moment (and every few minutes), tick, deliver."""
+        import signal
+        import threading
+        from datetime import timedelta
+
+        from flows.scheduler import EmbeddedScheduler
+
+        engine_config()
         engine = database()
-        with Session(engine, expire_on_commit=False) as session:
-            report = tick(session, moment, config)
-        delivered = deliver(engine, settings(), moment, notice=progress)
-        console.print(f"tick {moment.isoformat()}: opened {report.opened or '-'}, closed {report.closed or '-'}; "
-                      f"{report.prepared} prepared, {report.skipped} skipped, {report.folded} folded; "
-                      f"{delivered.sent} sent, {delivered.retried} to retry, {delivered.failed} failed")
+
+        def run_tick(moment):
+            if use_prefect:
+                from flows.prefect_flows import tick_flow
+
+                summary = tick_flow(now=moment.isoformat())
+            else:
+                summary = tick_and_deliver(engine, settings(), moment)
+            progress(tick_summary(summary))
+
+        scheduler = EmbeddedScheduler(engine, run_tick, sweep=timedelta(minutes=sweep_minutes))
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        scheduler.start()
+        progress(f"roundtable is running (sweep every {sweep_minutes:g} min); Ctrl-C stops it")
+        stop.wait()
+        scheduler.shutdown()
 
     @root.command("status")
     def status_cmd(as_json: bool = typer.Option(False, "--json"), year: Optional[int] = typer.Option(None, "--year")):
