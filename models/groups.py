@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
+from models.settings import known_zone
 from models.tables import WorkingGroup
 
 CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_-]{0,31}$")
@@ -109,11 +109,7 @@ class GroupSpec(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Vientiane)") from exc
-        return value
+        return known_zone(value)
 
     @field_validator("closed_days", mode="before")
     @classmethod

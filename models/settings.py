@@ -9,6 +9,15 @@ from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def known_zone(value: str) -> str:
+    """The name of an IANA time zone, or a ValueError that says it is unknown."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Vientiane)") from exc
+    return value
+
+
 class SmtpTls(str, Enum):
     none = "none"
     starttls = "starttls"
@@ -39,11 +48,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return known_zone(value)
 
     @field_validator("smtp_host")
     @classmethod

@@ -9,6 +9,12 @@ from flows.cycle import move_anchor
 from models.tables import CalendarEntry, Decision, Notification, Response
 from tests.engine_helpers import answer, local, ready_to, rows, run, seed_people, start_gswg, step
 
+def decide(session, approval, member, decision, at, revision=1, reason=""):
+    session.add(Decision(step_id=approval.id, member_id=member.id, decision=decision, reason=reason,
+                         plan_revision=revision, at=at))
+    session.commit()
+
+
 CALL_AUDIENCE = {"chair@example.org", "cochair.moj@example.org", "cochair.undp@example.org", "head@example.org",
                  "staff@example.org", "m1@example.org", "m2@example.org", "m3@example.org", "m4@example.org"}
 
@@ -109,13 +115,9 @@ def test_rejection_sends_the_plan_back_and_a_revision_is_approved(engine):
         approvers = {"chair@example.org", "cochair.moj@example.org", "cochair.undp@example.org"}
         assert ready_to(session, "approval", "approval_request") == approvers
 
-        def decide(email, decision, revision, day, reason=""):
-            session.add(Decision(step_id=approval.id, member_id=people[email].id, decision=decision, reason=reason,
-                                 plan_revision=revision, at=local(2020, 2, day, 10, 0)))
-            session.commit()
-
-        decide("chair@example.org", "approve", 1, 25)
-        decide("cochair.moj@example.org", "reject", 1, 25, "ຂໍເພີ່ມ SDG 16 — add SDG 16")
+        decide(session, approval, people["chair@example.org"], "approve", local(2020, 2, 25, 10, 0))
+        decide(session, approval, people["cochair.moj@example.org"], "reject", local(2020, 2, 25, 10, 0),
+               reason="ຂໍເພີ່ມ SDG 16 — add SDG 16")
         run(session, local(2020, 2, 25, 11, 0))
         session.refresh(cycle)
         assert cycle.plan_revision == 2
@@ -130,7 +132,7 @@ def test_rejection_sends_the_plan_back_and_a_revision_is_approved(engine):
         second = {r.recipient for r in rows(session, kind="approval_request", revision=2) if r.state == "ready"}
         assert second == approvers
         for email in approvers:
-            decide(email, "approve", 2, 28)
+            decide(session, approval, people[email], "approve", local(2020, 2, 28, 10, 0), revision=2)
         run(session, local(2020, 2, 28, 11, 0))
         approval = step(session, cycle, "approval")
         assert (approval.state, approval.outcome) == ("done", "approved")
@@ -205,16 +207,10 @@ def _approval_with_rule(session, rule: dict):
     return people, cycle, step(session, cycle, "approval")
 
 
-def _decide(session, approval, member, decision, day):
-    session.add(Decision(step_id=approval.id, member_id=member.id, decision=decision, plan_revision=1,
-                         at=local(2020, 2, day, 10, 0), reason="" if decision == "approve" else "no"))
-    session.commit()
-
-
 def test_approval_rule_any_settles_on_the_first_approval(engine):
     with Session(engine, expire_on_commit=False) as session:
         people, cycle, approval = _approval_with_rule(session, {"rule": "any", "k": None})
-        _decide(session, approval, people["cochair.undp@example.org"], "approve", 25)
+        decide(session, approval, people["cochair.undp@example.org"], "approve", local(2020, 2, 25, 10, 0))
         run(session, local(2020, 2, 25, 11, 0))
         assert step(session, cycle, "approval").outcome == "approved"
 
@@ -222,12 +218,12 @@ def test_approval_rule_any_settles_on_the_first_approval(engine):
 def test_approval_rule_k_of_n_rejects_when_k_is_out_of_reach(engine):
     with Session(engine, expire_on_commit=False) as session:
         people, cycle, approval = _approval_with_rule(session, {"rule": "k-of-n", "k": 2})
-        _decide(session, approval, people["chair@example.org"], "reject", 25)
+        decide(session, approval, people["chair@example.org"], "reject", local(2020, 2, 25, 10, 0))
         run(session, local(2020, 2, 25, 11, 0))
         session.refresh(cycle)
         assert cycle.plan_revision == 1 and step(session, cycle, "approval").state == "open"  # 2 of 2 left
-        _decide(session, approval, people["cochair.moj@example.org"], "approve", 25)
-        _decide(session, approval, people["cochair.undp@example.org"], "approve", 26)
+        decide(session, approval, people["cochair.moj@example.org"], "approve", local(2020, 2, 25, 10, 0))
+        decide(session, approval, people["cochair.undp@example.org"], "approve", local(2020, 2, 26, 10, 0))
         run(session, local(2020, 2, 26, 11, 0))
         assert step(session, cycle, "approval").outcome == "approved"
 
@@ -239,9 +235,7 @@ def test_a_late_approval_moves_the_submission_window(engine):
         run(session, local(2020, 2, 24, 9, 0))
         approval = step(session, cycle, "approval")
         for email in ("chair@example.org", "cochair.moj@example.org", "cochair.undp@example.org"):
-            session.add(Decision(step_id=approval.id, member_id=people[email].id, decision="approve",
-                                 plan_revision=1, at=local(2020, 3, 20, 10, 0)))
-        session.commit()
+            decide(session, approval, people[email], "approve", local(2020, 3, 20, 10, 0))
         run(session, local(2020, 3, 20, 10, 30))
         submission = step(session, cycle, "submission_to_mpi")
         assert submission.state == "open"
