@@ -1,0 +1,313 @@
+"""The outbox: enqueue (idempotent), claim (atomic, leased), deliver (retry, backoff, failure report).
+
+Guarantee: a row's outcome is committed before the server is asked to accept the next message,
+so a crash resends at most the message that was in flight, with the same Message-ID (it derives
+from the key).
+"""
+
+import hashlib
+import logging
+import re
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+from models.tables import Notification
+from notifications.compose import build_message, message_id_for
+from notifications.render import render_message
+from notifications.transports import PermanentError, Refused, TransientError, Transport
+
+log = logging.getLogger("roundtable.outbox")
+
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=2)
+MAX_ATTEMPTS = 10  # 1+2+4+...+120 minutes: about eight hours of trying before giving up
+DEFAULT_LEASE = timedelta(minutes=5)
+FAILURE_REPORT = "failure_report"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait after the n-th failed attempt: 1, 2, 4, 8 … minutes, capped."""
+    return min(BACKOFF_BASE * 2 ** min(max(attempts - 1, 0), 20), BACKOFF_CAP)  # 2**20 min > any cap
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    claimed: int = 0
+    failure_report_key: str | None = None  # the report row enqueued by this call, if any
+
+
+def enqueue(session: Session, **fields) -> bool:
+    """Insert a Notification unless its key exists; True if this call inserted it.
+
+    Race-safe on both engines (INSERT … ON CONFLICT (key) DO NOTHING). The caller commits.
+    """
+    fields.setdefault("created_at", datetime.now(timezone.utc))  # bookkeeping only, not logic
+    row = Notification(**fields)  # fills the model's defaults (cc=[], context={}, state, ...)
+    values = {column.name: getattr(row, column.name) for column in Notification.__table__.columns
+              if column.name != "id"}
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["key"])
+                 .returning(Notification.id))  # rowcount is unreliable here; a returned id is not
+    return session.execute(statement).scalar_one_or_none() is not None
+
+
+def _due(now: datetime):
+    return or_(
+        and_(Notification.state == "ready", Notification.next_attempt_at <= now),
+        and_(Notification.state == "ready", Notification.next_attempt_at.is_(None), Notification.due_at <= now),
+        and_(Notification.state == "sending", Notification.lease_until < now),  # a crashed worker's claim
+    )
+
+
+def _claim(target, now: datetime, limit: int, lease: timedelta):
+    """UPDATE … WHERE id IN (SELECT … [FOR UPDATE SKIP LOCKED]) — one atomic statement on both engines.
+
+    SQLite has no row locks (its compiler drops FOR UPDATE); its single writer makes the UPDATE atomic.
+    `target`: the ORM class (rows come back as objects) or its Table (plain rows, cheaper).
+    """
+    table = Notification.__table__
+    chosen = (select(table.c.id).where(_due(now)).order_by(table.c.next_attempt_at, table.c.id)
+              .limit(limit).with_for_update(skip_locked=True))
+    return update(target).where(table.c.id.in_(chosen.scalar_subquery())).values(state="sending",
+                                                                                 lease_until=now + lease)
+
+
+def _in_order(rows):
+    return sorted(rows, key=lambda row: (row.next_attempt_at or row.due_at, row.id))
+
+
+def claim_ready(session: Session, now: datetime, limit: int = 100,
+                lease: timedelta = DEFAULT_LEASE) -> list[Notification]:
+    """Atomically move up to `limit` due rows to `sending` under a lease; the caller commits."""
+    statement = _claim(Notification, now, limit, lease).returning(Notification)
+    return _in_order(session.scalars(statement, execution_options={"synchronize_session": False}).all())
+
+
+_TABLE = Notification.__table__
+# One cached Core statement for every outcome: the per-row commit is the hot path of delivery.
+_RECORD_OUTCOME = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
+                   .values(state=bindparam("state"), attempts=bindparam("attempts"), lease_until=None,
+                           last_error=bindparam("last_error"), sent_at=bindparam("sent_at"),
+                           next_attempt_at=bindparam("next_attempt_at")))
+_FROM_HEADER = re.compile(rb"^From:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def envelope_sender(payload: bytes) -> str:
+    """The bare address of the message's From header (bounces go back to the sender)."""
+    head = payload.split(b"\r\n\r\n", 1)[0]
+    match = _FROM_HEADER.search(head)
+    if not match:
+        raise ValueError("message has no From header")
+    return parseaddr(match.group(1).replace(b"\r\n", b"").decode("ascii", "replace"))[1]
+
+
+def _envelope_recipients(row: Notification) -> list[str]:
+    return [address for _, address in getaddresses([row.recipient, *row.cc]) if address]
+
+
+class _Delivery:
+    """One deliver_due call: sends claimed rows, records their outcomes, collects failures.
+
+    Outcomes wait in `pending` until the next message's barrier (the transport runs it before
+    the server can accept that message; SMTP: while MAIL FROM is on the wire), so the commit
+    overlaps a round trip and still at most one accepted message is ever unrecorded.
+    """
+
+    def __init__(self, connection: Connection, now: datetime, on_sent, report: DeliveryReport):
+        self.connection, self.now, self.on_sent, self.report = connection, now, on_sent, report
+        self.pending: list[dict] = []  # outcomes not yet committed
+        self.failures: list[tuple[Notification, dict]] = []  # (row, entry) for the failure report
+        self._unannounced: list[tuple[Notification, Path | None]] = []  # sent, on_sent not yet called
+
+    def flush(self) -> None:
+        """Commit the pending outcomes (normally a single row; autocommit: one round trip each)."""
+        if self.pending:
+            self.connection.execute(_RECORD_OUTCOME, self.pending)
+            self.pending = []
+
+    def settle(self) -> None:
+        """Commit everything, then tell on_sent about the rows recorded as sent."""
+        self.flush()
+        announce, self._unannounced = self._unannounced, []
+        if self.on_sent is not None:
+            for row, path in announce:
+                self.on_sent(Notification(**row._mapping), path)
+
+    def send(self, conn, row: Notification) -> bool:
+        """Send one claimed row; its outcome is committed at the next barrier. False: connection lost."""
+        attempts = row.attempts + 1
+        try:
+            if not row.payload:
+                raise PermanentError("no prepared payload (the row was never rendered)")
+            refused = conn.send(row.payload, envelope_sender(row.payload), _envelope_recipients(row),
+                                kind=row.kind, barrier=self.flush)
+        except PermanentError as exc:
+            self.fail(row, attempts, str(exc))
+            return True
+        except TransientError as exc:
+            self.retry(row, attempts, str(exc))
+            return not exc.connection_lost
+        except ValueError as exc:  # an unreadable payload will not improve with time
+            self.fail(row, attempts, f"bad payload: {exc}")
+            return True
+        if self.pending:  # a transport that skipped the barrier: record now, late but before more
+            self.flush()
+        self._sent(row, attempts, refused, getattr(conn, "last_path", None))
+        return True
+
+    def _record(self, row: Notification, state: str, attempts: int, error: str, *,
+                sent_at: datetime | None = None, next_attempt_at: datetime | None = None) -> None:
+        self.pending.append({"row_id": row.id, "state": state, "attempts": attempts, "last_error": error,
+                             "sent_at": sent_at, "next_attempt_at": next_attempt_at or row.next_attempt_at})
+
+    def _sent(self, row: Notification, attempts: int, refused: Refused, path: Path | None) -> None:
+        note = "; ".join(f"refused {address}: {code} {reply}" for address, (code, reply) in refused.items())
+        self._record(row, "sent", attempts, note, sent_at=self.now)
+        self.report.sent += 1
+        self._unannounced.append((row, path))
+        if len(self._unannounced) >= 50:  # the caller hears about sent rows during long batches too
+            self.settle()
+        for address, (code, reply) in refused.items():  # delivered to the others; tell the secretariat
+            self._note_failure(row, f"{code} {reply}", recipient=address)
+
+    def retry(self, row: Notification, attempts: int, error: str) -> None:
+        if attempts >= MAX_ATTEMPTS:
+            self.fail(row, attempts, f"gave up after {attempts} attempts: {error}")
+            return
+        self._record(row, "ready", attempts, error, next_attempt_at=self.now + backoff(attempts))
+        self.report.retried += 1
+        log.info("retry %s later (attempt %d): %s", row.key, attempts, error)
+
+    def fail(self, row: Notification, attempts: int, error: str) -> None:
+        self._record(row, "failed", attempts, error)
+        self.report.failed += 1
+        self._note_failure(row, error)
+
+    def _note_failure(self, row: Notification, error: str, recipient: str | None = None) -> None:
+        log.warning("delivery failed: %s to %s: %s", row.kind, recipient or row.recipient, error)
+        if row.kind != FAILURE_REPORT:  # a report about an undeliverable report would loop
+            self.failures.append((row, {"recipient": recipient or row.recipient, "kind": row.kind,
+                                        "subject": row.subject, "error": error}))
+
+
+@contextmanager
+def _autocommit_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection where each statement is its own transaction: every statement deliver_due runs
+    is atomic by itself, and an outcome costs one round trip instead of three (BEGIN/UPDATE/COMMIT).
+
+    PostgreSQL: also synchronous_commit=off. A commit acknowledged that way survives the death of
+    this process (the server holds it); only a database-server crash within ~0.2 s could lose it -
+    the durability SQLite has here with WAL + synchronous=NORMAL. A lost mark means one resend,
+    with the same Message-ID.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            connection.exec_driver_sql("SET synchronous_commit TO OFF")
+        try:
+            yield connection
+        finally:
+            if postgres:  # the pooled connection serves others afterwards
+                connection.exec_driver_sql("RESET synchronous_commit")
+
+
+def _give_back(connection: Connection, rows: Sequence[Notification]) -> None:
+    """Rows claimed but never attempted go back to `ready` as they were."""
+    if rows:
+        connection.execute(update(_TABLE).where(_TABLE.c.id.in_([row.id for row in rows]),
+                                                _TABLE.c.state == "sending")
+                           .values(state="ready", lease_until=None))
+
+
+def deliver_due(engine: Engine, transport: Transport, now: datetime, *, batch: int = 200,
+                secretariat: Sequence[str] = (), on_sent: Callable[[Notification, Path | None], None] | None = None,
+                sender: str | None = None) -> DeliveryReport:
+    """Claim due rows and send them over ONE connection; each outcome is committed before the next
+    message is accepted by the server (a crash resends at most the message in flight).
+
+    4xx / connection trouble -> back to `ready` with exponential backoff (MAX_ATTEMPTS, then failed);
+    5xx -> failed. Then one failure_report row to `secretariat` listing this call's failures (sent at
+    once on the same connection when it is still up). `on_sent(row, path)` runs after a row's sent
+    commit (path: the .eml file for FileTransport, else None).
+    `sender` (From of the report) defaults to the From of the first failed message.
+    """
+    with _autocommit_connection(engine) as connection:
+        # Plain rows, not ORM objects: claiming is a per-message cost too.
+        rows = _in_order(connection.execute(_claim(_TABLE, now, batch, DEFAULT_LEASE).returning(*_TABLE.c)).all())
+        report = DeliveryReport(claimed=len(rows))
+        if not rows:
+            return report
+        todo, delivery = deque(rows), _Delivery(connection, now, on_sent, report)
+        try:
+            with transport.connect() as conn:
+                connected = True
+                while todo and connected:
+                    connected = delivery.send(conn, todo.popleft())
+                delivery.settle()
+                report_row = _enqueue_failure_report(engine, delivery, secretariat, sender)
+                if report_row is not None and connected:
+                    report.claimed += 1
+                    delivery.send(conn, report_row)
+            delivery.settle()
+        except TransientError as exc:  # could not connect: every claimed row waits for a later attempt
+            while todo:
+                row = todo.popleft()
+                delivery.retry(row, row.attempts + 1, str(exc))
+            delivery.settle()
+            _enqueue_failure_report(engine, delivery, secretariat, sender)
+        finally:
+            delivery.flush()  # outcomes of messages that went out are recorded whatever happened
+            _give_back(connection, todo)
+        return report
+
+
+def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Sequence[str],
+                            sender: str | None):
+    """Enqueue (ready, due now) and claim the report of this call's failures; None when there is none."""
+    now = delivery.now
+    if not delivery.failures or not secretariat or delivery.report.failure_report_key:
+        return None
+    rows = [row for row, _ in delivery.failures]
+    digest = hashlib.sha256("\n".join(sorted(f"{row.key}>{entry['recipient']}" for row, entry
+                                             in delivery.failures)).encode("utf-8")).hexdigest()[:24]
+    key = f"{FAILURE_REPORT}:{digest}"
+    sender = sender or envelope_sender(rows[0].payload)
+    first_context = rows[0].context or {}
+    to_name, to_address = parseaddr(secretariat[0])
+    context = {
+        "recipient": {"name": to_name or to_address, "email": to_address, "role": "secretariat",
+                      "role_lo": "ກອງເລຂາ", "role_en": "secretariat", "language": "lo"},
+        "group": first_context.get("group") or {"code": "Roundtable", "name_lo": "ໂຕະມົນ", "name_en": "Roundtable"},
+        "year": first_context.get("year", now.year),
+        "step": None, "tz": first_context.get("tz", "Asia/Vientiane"), "link": None, "agenda": [],
+        "extra": {"failures": [entry for _, entry in delivery.failures]},
+    }
+    rendered = render_message(FAILURE_REPORT, context)
+    message_id = message_id_for(key, parseaddr(sender)[1].rpartition("@")[2] or "localhost")
+    payload = build_message(rendered, sender=sender, to=[secretariat[0]], cc=list(secretariat[1:]), reply_to=None,
+                            message_id=message_id, auto_submitted=True, date=now)
+    with Session(engine) as session:
+        inserted = enqueue(session, key=key, recipient=to_address, cc=[parseaddr(a)[1] for a in secretariat[1:]],
+                           kind=FAILURE_REPORT, state="ready", due_at=now, next_attempt_at=now, created_at=now,
+                           message_id=message_id, subject=rendered.subject, payload=payload, context=context)
+        session.commit()
+    delivery.report.failure_report_key = key
+    if not inserted:
+        return None
+    # claimed like any other row, durably before the send (autocommit)
+    return delivery.connection.execute(update(_TABLE).where(_TABLE.c.key == key, _TABLE.c.state == "ready")
+                                       .values(state="sending", lease_until=now + DEFAULT_LEASE)
+                                       .returning(*_TABLE.c)).one_or_none()
