@@ -114,12 +114,12 @@ def envelope_sender(payload: bytes) -> str:
     return parseaddr(match.group(1).replace(b"\r\n", b"").decode("ascii", "replace"))[1]
 
 
-def _envelope_recipients(row: Notification) -> list[str]:
+def _envelope_recipients(row) -> list[str]:
     return [address for _, address in getaddresses([row.recipient, *row.cc]) if address]
 
 
 class _Delivery:
-    """One deliver_due call: sends claimed rows, records their outcomes, collects failures.
+    """One deliver_due call: sends claimed rows (plain result rows), records their outcomes, collects failures.
 
     Outcomes wait in `pending` until the next message's barrier (the transport runs it before
     the server can accept that message; SMTP: while MAIL FROM is on the wire), so the commit
@@ -129,24 +129,24 @@ class _Delivery:
     def __init__(self, connection: Connection, now: datetime, on_sent, report: DeliveryReport):
         self.connection, self.now, self.on_sent, self.report = connection, now, on_sent, report
         self.pending: list[dict] = []  # outcomes not yet committed
-        self.failures: list[tuple[Notification, dict]] = []  # (row, entry) for the failure report
-        self._unannounced: list[tuple[Notification, Path | None]] = []  # sent, on_sent not yet called
+        self.failures: list[tuple] = []  # (row, entry) for the failure report
+        self._unannounced: list[tuple[dict, Path | None]] = []  # sent rows' fields; on_sent not yet called
 
     def flush(self) -> None:
         """Commit the pending outcomes (normally a single row; autocommit: one round trip each)."""
         if self.pending:
-            self.connection.execute(_RECORD_OUTCOME, self.pending)
-            self.pending = []
+            pending, self.pending = self.pending, []
+            self.connection.execute(_RECORD_OUTCOME, pending[0] if len(pending) == 1 else pending)
 
     def settle(self) -> None:
         """Commit everything, then tell on_sent about the rows recorded as sent."""
         self.flush()
         announce, self._unannounced = self._unannounced, []
         if self.on_sent is not None:
-            for row, path in announce:
-                self.on_sent(Notification(**row._mapping), path)
+            for fields, path in announce:
+                self.on_sent(Notification(**fields), path)
 
-    def send(self, conn, row: Notification) -> bool:
+    def send(self, conn, row) -> bool:
         """Send one claimed row; its outcome is committed at the next barrier. False: connection lost."""
         attempts = row.attempts + 1
         try:
@@ -168,22 +168,23 @@ class _Delivery:
         self._sent(row, attempts, refused, getattr(conn, "last_path", None))
         return True
 
-    def _record(self, row: Notification, state: str, attempts: int, error: str, *,
+    def _record(self, row, state: str, attempts: int, error: str, *,
                 sent_at: datetime | None = None, next_attempt_at: datetime | None = None) -> None:
         self.pending.append({"row_id": row.id, "state": state, "attempts": attempts, "last_error": error,
                              "sent_at": sent_at, "next_attempt_at": next_attempt_at or row.next_attempt_at})
 
-    def _sent(self, row: Notification, attempts: int, refused: Refused, path: Path | None) -> None:
+    def _sent(self, row, attempts: int, refused: Refused, path: Path | None) -> None:
         note = "; ".join(f"refused {address}: {code} {reply}" for address, (code, reply) in refused.items())
         self._record(row, "sent", attempts, note, sent_at=self.now)
         self.report.sent += 1
-        self._unannounced.append((row, path))
+        self._unannounced.append(({**row._mapping, "state": "sent", "sent_at": self.now, "attempts": attempts,
+                                   "lease_until": None, "last_error": note}, path))
         if len(self._unannounced) >= 50:  # the caller hears about sent rows during long batches too
             self.settle()
         for address, (code, reply) in refused.items():  # delivered to the others; tell the secretariat
             self._note_failure(row, f"{code} {reply}", recipient=address)
 
-    def retry(self, row: Notification, attempts: int, error: str) -> None:
+    def retry(self, row, attempts: int, error: str) -> None:
         if attempts >= MAX_ATTEMPTS:
             self.fail(row, attempts, f"gave up after {attempts} attempts: {error}")
             return
@@ -191,12 +192,12 @@ class _Delivery:
         self.report.retried += 1
         log.info("retry %s later (attempt %d): %s", row.key, attempts, error)
 
-    def fail(self, row: Notification, attempts: int, error: str) -> None:
+    def fail(self, row, attempts: int, error: str) -> None:
         self._record(row, "failed", attempts, error)
         self.report.failed += 1
         self._note_failure(row, error)
 
-    def _note_failure(self, row: Notification, error: str, recipient: str | None = None) -> None:
+    def _note_failure(self, row, error: str, recipient: str | None = None) -> None:
         log.warning("delivery failed: %s to %s: %s", row.kind, recipient or row.recipient, error)
         if row.kind != FAILURE_REPORT:  # a report about an undeliverable report would loop
             self.failures.append((row, {"recipient": recipient or row.recipient, "kind": row.kind,
@@ -224,7 +225,7 @@ def _autocommit_connection(engine: Engine) -> Iterator[Connection]:
                 connection.exec_driver_sql("RESET synchronous_commit")
 
 
-def _give_back(connection: Connection, rows: Sequence[Notification]) -> None:
+def _give_back(connection: Connection, rows: Sequence) -> None:
     """Rows claimed but never attempted go back to `ready` as they were."""
     if rows:
         connection.execute(update(_TABLE).where(_TABLE.c.id.in_([row.id for row in rows]),

@@ -167,10 +167,12 @@ def test_concurrent_claims_are_disjoint(engine):
 def test_deliver_sends_each_once_and_records_it(engine):
     keys = add_ready(engine, 5)
     transport, seen = FakeTransport(), []
-    report = deliver_due(engine, transport, NOW, on_sent=lambda row, path: seen.append((row.key, path)))
+    report = deliver_due(engine, transport, NOW, on_sent=lambda row, path: seen.append((row.key, path, row)))
     assert (report.sent, report.retried, report.failed, report.claimed) == (5, 0, 0, 5)
     assert transport.connections == 1  # one connection for the batch
-    assert sorted(key for key, _ in seen) == keys and all(path is None for _, path in seen)
+    assert sorted(key for key, _, _ in seen) == keys and all(path is None for _, path, _ in seen)
+    assert all(isinstance(row, Notification) and row.state == "sent" and row.sent_at == NOW and row.attempts == 1
+               and row.payload for _, _, row in seen)
     assert {sender for _, sender, _ in transport.sent} == {"roundtable@gswg.example.la"}
     stored = rows(engine)
     assert all(row.state == "sent" and row.sent_at == NOW and row.lease_until is None for row in stored.values())
@@ -287,3 +289,36 @@ def test_naive_now_is_refused(engine):
     add_ready(engine, 1)
     with pytest.raises(Exception, match="naive"):
         deliver_due(engine, FakeTransport(), datetime(2019, 11, 1, 1, 0))
+
+
+def test_each_outcome_is_committed_before_the_next_message_can_be_accepted(engine):
+    """The crash guarantee: when message k+1 may be accepted, message k is already recorded as sent."""
+    keys = add_ready(engine, 6)
+    seen_committed = []
+
+    class CheckingTransport(FakeTransport):
+        def connect(self):
+            inner = super().connect()
+            outer = self
+
+            class _Conn:
+                def __enter__(self):
+                    self.conn = inner.__enter__()
+                    return self
+
+                def __exit__(self, *exc):
+                    return False
+
+                def send(self, payload, sender, recipients, *, kind="message", barrier=None):
+                    def checked_barrier():
+                        barrier()
+                        with Session(engine) as other:  # another connection sees only committed data
+                            seen_committed.append(sorted(
+                                row.key for row in other.exec(select(Notification)).all() if row.state == "sent"))
+                    return self.conn.send(payload, sender, recipients, kind=kind, barrier=checked_barrier)
+
+            return _Conn()
+
+    deliver_due(engine, CheckingTransport(), NOW)
+    assert seen_committed == [keys[:i] for i in range(6)]
+    assert all(row.state == "sent" for row in rows(engine).values())

@@ -217,3 +217,19 @@ def test_transport_from_settings():
     assert isinstance(transport_from_settings(Settings(smtp_host="127.0.0.1")), SmtpTransport)
     with pytest.raises(ValueError, match="PASSWORD"):
         SmtpTransport(Settings(smtp_host="127.0.0.1", smtp_user="someone"))
+
+
+def test_a_failing_barrier_abandons_the_message_unaccepted(server):
+    transport = smtp_for(server)
+    payload = build_message(RENDERED, sender=f"roundtable@{DOMAIN}", to=["m@example.org"], reply_to=None,
+                            message_id=message_id_for("x", DOMAIN), date=NOW)
+
+    def database_down():
+        raise RuntimeError("database is locked")
+
+    with pytest.raises(RuntimeError, match="locked"):
+        with transport.connect() as conn:
+            conn.send(payload, f"roundtable@{DOMAIN}", ["m@example.org"], barrier=database_down)
+    with transport.connect() as conn:
+        assert conn.send(payload, f"roundtable@{DOMAIN}", ["m@example.org"], barrier=lambda: None) == {}
+    assert server.count_by_message_id() == {message_id_for("x", DOMAIN): 1}
