@@ -3,6 +3,7 @@
 from dataclasses import replace
 from datetime import datetime
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
@@ -13,7 +14,9 @@ from flows.steps import handler_for
 from models.definition import CycleDefinition
 from models.tables import CalendarEntry, Cycle, Notification, Step, WorkingGroup
 from models.types import utcnow_aware
-from notifications.outbox import enqueue
+
+KEYS_PER_QUERY = 500
+_COLUMNS = [column.name for column in Notification.__table__.columns if column.name != "id"]
 
 
 class CycleError(ValueError):
@@ -64,18 +67,34 @@ def _all_anchors(cs: CycleState, given: dict[str, datetime]) -> dict[str, dateti
 
 
 def schedule(cs: CycleState, step: Step, plans: list[Planned], now: datetime) -> int:
-    """Put planned messages into the outbox as `scheduled` rows (idempotent by key). Returns how many are new."""
-    added = 0
+    """Put planned messages into the outbox as `scheduled` rows (idempotent by key). Returns how many are new.
+
+    In bulk: keys already in the outbox are found with one query per KEYS_PER_QUERY keys, the others go in
+    as one multi-row INSERT … ON CONFLICT (key) DO NOTHING, race-safe like `enqueue`. (A cycle of 300
+    members plans ~2,700 rows; an approval re-plans its decision notices every tick.)"""
+    wanted: dict[str, dict] = {}
     for plan in plans:
-        policy = cs.definition.policy_for(plan.kind)
+        common = Notification(cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key, kind=plan.kind,
+                              slot=plan.slot, revision=plan.revision, policy=cs.definition.policy_for(plan.kind),
+                              state="scheduled", due_at=plan.due_at, created_at=now)  # the model's defaults
+        values = {name: getattr(common, name) for name in _COLUMNS}
         for person in plan.recipients:
-            added += enqueue(
-                cs.session, key=outbox_key(cs.cycle.id, step.key, plan.kind, plan.slot, person.member_id, plan.revision),
-                cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key, member_id=person.member_id,
-                recipient=person.email, kind=plan.kind, slot=plan.slot, revision=plan.revision, policy=policy,
-                state="scheduled", due_at=plan.due_at, created_at=now,
-            )
-    return added
+            key = outbox_key(cs.cycle.id, step.key, plan.kind, plan.slot, person.member_id, plan.revision)
+            wanted.setdefault(key, {**values, "key": key, "member_id": person.member_id, "recipient": person.email})
+    if not wanted:
+        return 0
+    keys = list(wanted)
+    known: set[str] = set()
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start:start + KEYS_PER_QUERY]
+        known.update(cs.session.exec(select(Notification.key).where(Notification.key.in_(chunk))).all())
+    fresh = [values for key, values in wanted.items() if key not in known]
+    if not fresh:
+        return 0
+    table = Notification.__table__
+    insert = postgresql.insert if cs.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
+    return len(cs.session.execute(statement, fresh).all())  # one id per row inserted (RETURNING, not rowcount)
 
 
 def _sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: datetime) -> CalendarEntry | None:

@@ -60,7 +60,7 @@ def calendar_part(cs: CycleState, step: Step, row: Notification, member: Member,
                   now: datetime) -> CalendarPart | None:
     definition = cs.step_def(step.key)
     if row.kind in ("invite", "update", "cancel") and step.starts_at:
-        entry = cs.session.get(CalendarEntry, _entry_id(cs, step, "meeting"))
+        entry = _entry(cs, step, "meeting")
         agenda_lo = "\n".join(f"{i['time']} {i['title_lo']}" for i in context["agenda"])
         agenda_en = "\n".join(f"{i['time']} {i['title_en']}" for i in context["agenda"])
         meeting = Meeting(uid=entry.uid, sequence=entry.sequence, summary_lo=definition.title_lo,
@@ -73,7 +73,7 @@ def calendar_part(cs: CycleState, step: Step, row: Notification, member: Member,
                              method, stamp=now)
         return CalendarPart(method, ics, "invite.ics")
     if row.kind in WITH_DEADLINE and step.due_at:
-        entry = cs.session.get(CalendarEntry, _entry_id(cs, step, "deadline"))
+        entry = _entry(cs, step, "deadline")
         deadline = Deadline(uid=entry.uid, sequence=entry.sequence, title_lo=definition.title_lo,
                             title_en=definition.title_en, description_lo=cs.group.name_lo,
                             description_en=cs.group.name_en, due_at=step.due_at, timezone=cs.group.timezone,
@@ -84,6 +84,12 @@ def calendar_part(cs: CycleState, step: Step, row: Notification, member: Member,
 
 def _ics_role(role: str) -> str:
     return "CHAIR" if role == "chair" else "REQ-PARTICIPANT"
+
+
+def _entry(cs: CycleState, step: Step, kind: str) -> CalendarEntry:
+    """The step's calendar entry; looked up once per tick (a tick prepares messages after every change)."""
+    return cs.memo(("calendar_entry", step.id, kind),
+                   lambda: cs.session.get(CalendarEntry, _entry_id(cs, step, kind)))
 
 
 def _entry_id(cs: CycleState, step: Step, kind: str) -> int:
@@ -100,7 +106,8 @@ def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> Non
     rendered = render_message(row.kind, context)
     domain = parseaddr(cs.sender)[1].rpartition("@")[2] or "roundtable.local"
     row.message_id = message_id_for(row.key, domain)
-    attachments = [document_for(cs, name, cs.cycle.plan_revision, now)
+    revision = cs.cycle.plan_revision
+    attachments = [cs.memo(("document", name, revision), lambda name=name: document_for(cs, name, revision, now))
                    for name in cs.step_def(step.key).attachments
                    if row.kind in ("call", "approval_request", "submission")]
     cc = list(row.cc or [])

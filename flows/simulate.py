@@ -1,4 +1,4 @@
-"""The simulator: a whole cycle on a fresh database, in simulated time.
+"""The simulator: a whole cycle (or several, one per group) on a fresh database, in simulated time.
 
 A virtual clock jumps from one due moment to the next (no fixed-step polling): the next planned
 message, the next step that opens or closes, the next retry, the next simulated answer. Members
@@ -42,7 +42,8 @@ REJECTION_REASON = ("ກະລຸນາເພີ່ມກິດຈະກຳກ�
 @dataclass
 class SimulationResult:
     out_dir: Path
-    cycle_id: int
+    cycle_id: int  # the first (with one definition: the only) cycle
+    cycle_ids: list[int] = field(default_factory=list)
     messages: int = 0
     by_step_kind: Counter = field(default_factory=Counter)
     answers: Counter = field(default_factory=Counter)
@@ -133,30 +134,48 @@ COMMENTS = (
 )
 
 
-def _next_moment(session: Session, cycle: Cycle, now: datetime, agents: _Agents) -> datetime | None:
-    """The earliest moment after `now` at which something is due: no fixed-step polling."""
+def _next_moment(session: Session, planned_steps: list[Step], now: datetime,
+                 agents: _Agents) -> tuple[datetime | None, datetime | None]:
+    """The earliest moment after `now` at which something is due: no fixed-step polling.
+    Also returns when the earliest rendered message is due for delivery (None: nothing waits)."""
     candidates = [agents.next_moment()]
-    planned_steps = session.exec(select(Step).where(Step.cycle_id == cycle.id)).all()
     open_ids = [s.id for s in planned_steps if s.state not in ("planned",)]
     for step in planned_steps:
-        if step.state == "planned":
+        # A planned step whose opening has passed is waiting for a predecessor: it opens in the tick
+        # that finishes that one, so its past opening is no moment to wake up for (that crawled the
+        # clock forward second by second while a rejected plan was being revised).
+        if step.state == "planned" and step.opens_at and step.opens_at > now:
             candidates.append(step.opens_at)
         elif step.state == "open" and step.kind != "approval":
             candidates.append(step.due_at)
     if open_ids:
         candidates.append(session.exec(select(func.min(Notification.due_at)).where(
             Notification.state == "scheduled", Notification.step_id.in_(open_ids))).one())
-    candidates.append(session.exec(select(func.min(Notification.next_attempt_at)).where(
-        Notification.state == "ready")).one())
+    ready_at = session.exec(select(func.min(Notification.next_attempt_at)).where(Notification.state == "ready")).one()
+    candidates.append(ready_at)
     later = [c for c in candidates if c is not None]
     if not later:
-        return None
-    return max(min(later), now + timedelta(seconds=1)) if min(later) <= now else min(later)
+        return None, ready_at
+    return (max(min(later), now + timedelta(seconds=1)) if min(later) <= now else min(later)), ready_at
 
 
 def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int, anchors: dict[str, datetime],
              out_dir: Path, *, respond_rate: float = 0.6, seed: int = 1, until: datetime | None = None,
              definition_path: str = "", progress: Callable[[str], None] = lambda _m: None) -> SimulationResult:
+    """One cycle (the CLI's `simulate` and `demo`)."""
+    return simulate_cycles([definition], roster, groups, year, anchors, out_dir, respond_rate=respond_rate,
+                           seed=seed, until=until, definition_paths=[definition_path], progress=progress)
+
+
+def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Path, year: int,
+                    anchors: dict[str, datetime], out_dir: Path, *, respond_rate: float = 0.6, seed: int = 1,
+                    until: datetime | None = None, definition_paths: list[str] | None = None,
+                    progress: Callable[[str], None] = lambda _m: None) -> SimulationResult:
+    """Several cycles (one per definition, each for its own group) on one database and one virtual clock,
+    as one deployment runs them: every tick advances all live cycles, one outbox delivers for all."""
+    if not definitions:
+        raise ValueError("simulate_cycles needs at least one cycle definition")
+    paths = list(definition_paths or [""] * len(definitions))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("roundtable.db", "roundtable.db-wal", "roundtable.db-shm", "messages.jsonl"):
@@ -165,22 +184,31 @@ def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int,
     engine = make_engine(f"sqlite:///{out_dir / 'roundtable.db'}")
     upgrade(engine)
     config = EngineConfig(sender=SIM_SENDER, base_url="https://roundtable.gswg.example.org", secret=SIM_SECRET)
-    timeline = compute_timeline(definition, year, anchors)
-    launch = min(step.first_moment for step in timeline) - timedelta(days=1)
+    timelines = [compute_timeline(definition, year, anchors) for definition in definitions]
+    launch = min(step.first_moment for timeline in timelines for step in timeline) - timedelta(days=1)
+    zone = timelines[0][0].opens_at.tzinfo
     with Session(engine, expire_on_commit=False) as session:
         load_groups(session, groups)
         import_roster(session, roster, today=launch.date())
-        cycle = start_cycle(session, definition, year, anchors, launch, definition_path=definition_path)
+        cycles = [start_cycle(session, definition, year, anchors, launch, definition_path=path)
+                  for definition, path in zip(definitions, paths)]
         session.commit()
-        progress(f"cycle {definition.group} {year} started at {launch.isoformat()} "
-                 f"({session.exec(select(func.count()).select_from(Notification)).one()} messages planned)")
-        result = SimulationResult(out_dir, cycle.id)
+        planned = session.exec(select(func.count()).select_from(Notification)).one()
+        if len(cycles) == 1:
+            progress(f"cycle {definitions[0].group} {year} started at {launch.isoformat()} ({planned} messages planned)")
+        else:
+            progress(f"{len(cycles)} cycles ({', '.join(d.group for d in definitions)}) {year} started at "
+                     f"{launch.isoformat()} ({planned} messages planned)")
+        cycle_ids = [cycle.id for cycle in cycles]
+        result = SimulationResult(out_dir, cycle_ids[0], cycle_ids=cycle_ids)
         agents = _Agents(session, random.Random(seed), respond_rate, BusinessCalendar())
         transport = FileTransport(out_dir / "mail")
         now = launch
         with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as log:
             while True:
-                moment = _next_moment(session, cycle, now, agents)
+                # Held for the whole round: the tick and the agents then find the steps in the session.
+                steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()
+                moment, ready_at = _next_moment(session, steps, now, agents)
                 if moment is None or (until is not None and moment > until):
                     break
                 now = moment
@@ -188,22 +216,35 @@ def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int,
                 session.commit()
                 report = tick(session, now, config)
                 result.ticks += 1
-                sent = _deliver(engine, session, transport, now, log, result, launch.tzinfo)
-                session.refresh(cycle)
+                sent = []
+                if report.prepared or (ready_at is not None and ready_at <= now):  # else the outbox has nothing
+                    sent = _deliver(engine, session, transport, now, log, result, launch.tzinfo)
+                revisions = {cycle.id: cycle.plan_revision for cycle in cycles}  # the tick changed these objects
                 for row in sent:
-                    agents.react(row, now, cycle.plan_revision)
+                    agents.react(row, now, revisions[row.cycle_id])
                 if report.opened or report.closed:
-                    progress(f"{now.astimezone(timeline[0].opens_at.tzinfo):%Y-%m-%d %H:%M} "
-                             f"opened {report.opened or '-'} closed {report.closed or '-'} "
+                    progress(f"{now.astimezone(zone):%Y-%m-%d %H:%M} "
+                             f"opened {_steps_named(report.opened)} closed {_steps_named(report.closed)} "
                              f"({result.messages} messages so far)")
-                if cycle.state != "live" and agents.next_moment() is None:
+                if all(cycle.state != "live" for cycle in cycles) and agents.next_moment() is None:
                     break
         session.commit()
-        result.finished = cycle.state == "finished"
         result.stopped_at = now
-        _summarise(session, cycle, result)
+        for cycle in cycles:
+            session.refresh(cycle)
+        _summarise(session, cycles, result)
     engine.dispose()
     return result
+
+
+def _steps_named(keys: list[str]) -> str:
+    """['a'] as before for one cycle; with several cycles in step, 'a ×10' instead of ten names."""
+    if not keys:
+        return "-"
+    counts = Counter(keys)
+    if all(n == 1 for n in counts.values()):
+        return str(keys)
+    return "[" + ", ".join(f"{key} ×{n}" if n > 1 else key for key, n in counts.items()) + "]"
 
 
 def _deliver(engine, session: Session, transport, now: datetime, log, result: SimulationResult,
@@ -221,17 +262,22 @@ def _deliver(engine, session: Session, transport, now: datetime, log, result: Si
         }, ensure_ascii=False) + "\n")
 
     deliver_due(engine, transport, now, on_sent=on_sent)
-    session.expire_all()
+    # The outbox changed rows in its own session: forget what this one holds of them. Steps, cycles,
+    # answers and decisions are written by this session only and stay as they are.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Notification):
+            session.expire(obj)
     return sent
 
 
-def _summarise(session: Session, cycle: Cycle, result: SimulationResult) -> None:
+def _summarise(session: Session, cycles: list[Cycle], result: SimulationResult) -> None:
+    ids = [cycle.id for cycle in cycles]
     for kind, count in session.exec(select(Response.kind, func.count()).join(Step, Step.id == Response.step_id)
-                                    .where(Step.cycle_id == cycle.id).group_by(Response.kind)).all():
+                                    .where(Step.cycle_id.in_(ids)).group_by(Response.kind)).all():
         result.answers[kind] = count
     rows = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
                         .order_by(Decision.at, Decision.id)).all()
     result.decisions = [{"member": m.email, "decision": d.decision, "revision": d.plan_revision,
                          "at": d.at.isoformat()} for d, m in rows]
-    steps = session.exec(select(Step).where(Step.cycle_id == cycle.id)).all()
-    result.finished = cycle.state == "finished" and all(s.state in FINISHED for s in steps)
+    steps = session.exec(select(Step).where(Step.cycle_id.in_(ids))).all()
+    result.finished = all(cycle.state == "finished" for cycle in cycles) and all(s.state in FINISHED for s in steps)

@@ -20,7 +20,7 @@ from flows.cycle import schedule
 from flows.messages import prepare
 from flows.state import FINISHED, CycleState, outbox_key
 from flows.steps import handler_for
-from models.tables import Cycle, Notification, Step
+from models.tables import Cycle, Member, Notification, Step
 from models.types import utcnow_aware
 from notifications.outbox import enqueue
 
@@ -51,8 +51,15 @@ def tick(session: Session, now: datetime, config: EngineConfig | None = None) ->
     config = config or EngineConfig()
     report = TickReport(now)
     states: dict[int, CycleState] = {}
-    for cycle in session.exec(select(Cycle).where(Cycle.state == "live")).all():
-        cs = states[cycle.id] = CycleState(session, cycle, config.sender, config.base_url, config.secret)
+    cycles = session.exec(select(Cycle).where(Cycle.state == "live")).all()
+    steps: dict[int, dict[str, Step]] = defaultdict(dict)  # every live cycle's steps in one query
+    if cycles:
+        for step in session.exec(select(Step).where(Step.cycle_id.in_([c.id for c in cycles]))
+                                 .order_by(Step.cycle_id, Step.position)).all():
+            steps[step.cycle_id][step.key] = step
+    for cycle in cycles:
+        cs = states[cycle.id] = CycleState(session, cycle, config.sender, config.base_url, config.secret,
+                                           _steps=steps[cycle.id])
         _advance_cycle(cs, now, report)
     session.flush()
     _prepare_due(session, now, states, config, report)
@@ -68,9 +75,15 @@ def next_due(session: Session, now: datetime, cycle_ids: list[int] | None = None
         steps = steps.where(Step.cycle_id.in_(cycle_ids))
     candidates = []
     opened = []
-    for step in session.exec(steps).all():
+    rows = session.exec(steps).all()
+    finished = {(step.cycle_id, step.key) for step in rows if step.state in FINISHED}
+    states: dict[int, CycleState] = {}
+    for step in rows:
         if step.state == "planned":
-            candidates.append(step.opens_at)
+            # One whose opening has passed waits for a predecessor and opens in the tick that finishes it:
+            # its past opening is no moment to wake for (the scheduler would wake every second meanwhile).
+            if step.opens_at and (step.opens_at > now or _predecessors_finished(session, step, finished, states)):
+                candidates.append(step.opens_at)
         else:
             opened.append(step.id)
             if step.state == "open" and handler_for(step.kind).closes_at_due:
@@ -84,6 +97,14 @@ def next_due(session: Session, now: datetime, cycle_ids: list[int] | None = None
     if not found:
         return None
     return max(min(found), now + timedelta(seconds=1))
+
+
+def _predecessors_finished(session: Session, step: Step, finished: set[tuple[int, str]],
+                           states: dict[int, CycleState]) -> bool:
+    if step.cycle_id not in states:
+        states[step.cycle_id] = CycleState(session, session.get(Cycle, step.cycle_id))
+    after = states[step.cycle_id].step_def(step.key).after
+    return all((step.cycle_id, key) in finished for key in after)
 
 
 def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:
@@ -116,6 +137,10 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
     last_id = 0
     while rows := _due_rows(session, now, last_id):
         last_id = rows[-1].id
+        # The batch's recipients in one query (the rendering asks for each by primary key); held here
+        # because the session's identity map only keeps objects someone refers to.
+        member_ids = {row.member_id for row in rows if row.member_id is not None}
+        members = session.exec(select(Member).where(Member.id.in_(member_ids))).all() if member_ids else []
         stale_groups: dict[tuple, list[Notification]] = defaultdict(list)
         for row in rows:
             cs = states.get(row.cycle_id) or states.setdefault(
@@ -135,6 +160,7 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
         for group in stale_groups.values():
             _fold(states[group[0].cycle_id], group, now, report)
         session.flush()
+        del members
 
 
 def _render(cs: CycleState, step: Step, row: Notification, now: datetime, report: TickReport) -> None:

@@ -92,7 +92,7 @@ class ApprovalHandler(StepHandler):
             if row.revision != cs.cycle.plan_revision or step.state != "open" or step.data.get("awaiting_revision"):
                 return False
         if row.kind == "approval_request":
-            return row.member_id not in self.answered(cs, step)
+            return row.member_id not in self.answered_now(cs, step)
         return super().relevant(cs, step, row)
 
     def extra(self, cs: CycleState, step: Step, row: Notification, now: datetime) -> dict:

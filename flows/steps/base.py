@@ -46,8 +46,13 @@ class StepHandler:
         rows = cs.session.exec(select(Response.member_id).where(Response.step_id == step.id, Response.kind == kind))
         return set(rows.all())
 
+    def answered_now(self, cs: CycleState, step: Step) -> set[int]:
+        """`answered`, asked once per step (and plan revision) per tick: a tick records no answers, and
+        deciding on hundreds of due reminders must not ask the same question for each of them."""
+        return cs.memo(("answered", step.id, cs.cycle.plan_revision), lambda: self.answered(cs, step))
+
     def late(self, cs: CycleState, step: Step) -> list[Addressee]:
-        done = self.answered(cs, step)
+        done = self.answered_now(cs, step)
         return [person for person in self.expected(cs, step) if person.member_id not in done]
 
     # ------------------------------------------------------------ transitions
@@ -99,7 +104,7 @@ class StepHandler:
         if row.kind == self.opening:
             return step.state == "open"
         if row.kind in ("reminder", "digest"):
-            return step.state == "open" and row.member_id not in self.answered(cs, step)
+            return step.state == "open" and row.member_id not in self.answered_now(cs, step)
         if row.kind == "escalation":
             return bool(self.late(cs, step))
         return True

@@ -21,11 +21,11 @@ class ReviewHandler(StepHandler):
         return plans
 
     def late(self, cs: CycleState, step: Step) -> list[Addressee]:
-        return [] if self.answered(cs, step) else self.expected(cs, step)
+        return [] if self.answered_now(cs, step) else self.expected(cs, step)
 
     def relevant(self, cs, step, row) -> bool:
         if row.kind in ("reminder", "digest"):
-            return step.state == "open" and not self.answered(cs, step)
+            return step.state == "open" and not self.answered_now(cs, step)
         if row.kind == "cancel":
             return True
         if row.kind in ("invite", "update"):
