@@ -49,6 +49,13 @@ class DeliveryReport:
     failure_report_key: str | None = None  # the report row enqueued by this call, if any
 
 
+_INSERT_UNLESS_KEY_EXISTS = {  # built once per dialect; values are bound per call
+    name: dialect.insert(Notification.__table__).on_conflict_do_nothing(index_elements=["key"])
+    .returning(Notification.__table__.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 def enqueue(session: Session, **fields) -> bool:
     """Insert a Notification unless its key exists; True if this call inserted it.
 
@@ -58,10 +65,9 @@ def enqueue(session: Session, **fields) -> bool:
     row = Notification(**fields)  # fills the model's defaults (cc=[], context={}, state, ...)
     values = {column.name: getattr(row, column.name) for column in Notification.__table__.columns
               if column.name != "id"}
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["key"])
-                 .returning(Notification.id))  # rowcount is unreliable here; a returned id is not
-    return session.execute(statement).scalar_one_or_none() is not None
+    statement = _INSERT_UNLESS_KEY_EXISTS[session.get_bind().dialect.name]
+    # rowcount is unreliable with ON CONFLICT; a returned id is not
+    return session.execute(statement, values).scalar_one_or_none() is not None
 
 
 def _due(now: datetime):

@@ -135,3 +135,47 @@ def test_message_id_is_deterministic_per_key():
 def test_a_message_needs_a_recipient():
     with pytest.raises(ValueError, match="To address"):
         build(to=[])
+
+
+# ---------------------------------------------------------------- signed action links
+
+from datetime import timedelta  # noqa: E402
+
+from notifications.links import ActionLinkError, action_url, sign_action, verify_action  # noqa: E402
+
+SECRET = "test-secret-key"
+
+
+def test_action_token_round_trip():
+    token = sign_action(SECRET, member_id=7, step_id=3, purpose="approve", revision=2)
+    assert token.startswith("approve.")
+    assert verify_action(SECRET, token, max_age=timedelta(days=60)) == {
+        "member_id": 7, "step_id": 3, "purpose": "approve", "revision": 2}
+    assert verify_action(SECRET, token, max_age=timedelta(days=60), purpose="approve")["member_id"] == 7
+    assert action_url("https://rt.example.org/", token) == f"https://rt.example.org/action/{token}"
+
+
+@pytest.mark.parametrize("spoil,reason", [
+    (lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"), "invalid"),   # tampered signature
+    (lambda t: "survey." + t.partition(".")[2], "invalid"),                       # purpose swapped (other salt)
+    (lambda t: "approve", "invalid"),                                             # truncated
+])
+def test_action_token_tampering_is_refused(spoil, reason):
+    token = sign_action(SECRET, member_id=7, step_id=3, purpose="approve")
+    with pytest.raises(ActionLinkError) as refused:
+        verify_action(SECRET, spoil(token), max_age=timedelta(days=1))
+    assert refused.value.reason == reason
+
+
+def test_action_token_expiry_other_key_and_purpose():
+    token = sign_action(SECRET, member_id=7, step_id=3, purpose="approve")
+    with pytest.raises(ActionLinkError, match="expired") as expired:
+        verify_action(SECRET, token, max_age=timedelta(seconds=-1))
+    assert expired.value.reason == "expired"
+    with pytest.raises(ActionLinkError, match="not valid"):
+        verify_action("another-key", token, max_age=timedelta(days=1))
+    with pytest.raises(ActionLinkError) as wrong:
+        verify_action(SECRET, token, max_age=timedelta(days=1), purpose="survey")
+    assert wrong.value.reason == "wrong-purpose"
+    with pytest.raises(ValueError, match="secret"):
+        sign_action("", member_id=1, step_id=1, purpose="approve")
