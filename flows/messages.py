@@ -120,5 +120,7 @@ def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> Non
         calendar=calendar_part(cs, step, row, member, context, now), attachments=attachments, date=now,
     )
     row.subject = rendered.subject
-    row.context = {**(row.context or {}), "days_late": max(0, (now - row.due_at) // timedelta(days=1))}
+    # Kept with the row: how late it went, and what a failure report about it needs to name the group.
+    row.context = {**(row.context or {}), "days_late": max(0, (now - row.due_at) // timedelta(days=1)),
+                   "group": context["group"], "year": context["year"], "tz": context["tz"]}
     row.state, row.next_attempt_at = "ready", now
