@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, text
 from sqlmodel import Session, select
 
 from flows.cycle import schedule
@@ -50,6 +50,11 @@ def tick(session: Session, now: datetime, config: EngineConfig | None = None) ->
     now = utcnow_aware(now)
     config = config or EngineConfig()
     report = TickReport(now)
+    if session.get_bind().dialect.name == "postgresql":
+        # psycopg prepares a statement after five runs, and PostgreSQL may then switch it to a generic plan:
+        # for the due query that plan walks the primary key past every pending row (~300 ms at 1M rows)
+        # instead of asking the (state, due_at) index (~0.1 ms). Planning each time costs a fraction of a ms.
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     states: dict[int, CycleState] = {}
     cycles = session.exec(select(Cycle).where(Cycle.state == "live")).all()
     steps: dict[int, dict[str, Step]] = defaultdict(dict)  # every live cycle's steps in one query
