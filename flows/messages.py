@@ -12,6 +12,7 @@ from models.audience import ROLE_TITLES
 from models.tables import CalendarEntry, Member, Notification, Step
 from notifications.compose import CalendarPart, build_message, message_id_for
 from notifications.links import action_url, sign_action
+from notifications.outbox import store_payload
 from notifications.render import render_message
 
 # Machine-made messages that nobody should auto-reply to (RFC 3834).
@@ -100,7 +101,8 @@ def _entry_id(cs: CycleState, step: Step, kind: str) -> int:
 
 
 def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> None:
-    """Render and compose the row's message; the row becomes `ready` with its bytes and Message-ID."""
+    """Render and compose the row's message; the row becomes `ready` with its Message-ID, its bytes
+    go to notification_payload (store_payload)."""
     member = cs.session.get(Member, row.member_id)
     context = template_context(cs, step, row, member, now)
     rendered = render_message(row.kind, context)
@@ -114,11 +116,11 @@ def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> Non
     if row.kind == "submission" and cs.reply_to(now):
         cc.append(cs.reply_to(now))  # the secretariat keeps a copy of what went to MPI
     row.cc = cc
-    row.payload = build_message(
+    store_payload(cs.session, row.id, build_message(
         rendered, sender=cs.sender, to=[row.recipient], cc=cc, reply_to=cs.reply_to(now),
         message_id=row.message_id, auto_submitted=row.kind in AUTOMATIC,
         calendar=calendar_part(cs, step, row, member, context, now), attachments=attachments, date=now,
-    )
+    ))
     row.subject = rendered.subject
     # Kept with the row: how late it went, and what a failure report about it needs to name the group.
     row.context = {**(row.context or {}), "days_late": max(0, (now - row.due_at) // timedelta(days=1)),

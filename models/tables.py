@@ -121,6 +121,7 @@ class Notification(SQLModel, table=True):
 
     States: scheduled (planned, not yet rendered) -> ready (rendered, awaiting delivery)
     -> sending (claimed under a lease) -> sent | failed; or skipped / folded by the late policy.
+    The message bytes live in NotificationPayload (notifications.outbox.store_payload / payload_of).
     """
 
     __tablename__ = "notification"
@@ -148,10 +149,18 @@ class Notification(SQLModel, table=True):
     last_error: str = ""
     message_id: str = ""
     subject: str = ""
-    payload: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     context: dict = _json_dict()
     created_at: Optional[datetime] = _utc(nullable=False)
     sent_at: Optional[datetime] = _utc()
+
+
+class NotificationPayload(SQLModel, table=True):
+    """The prepared bytes of a notification, apart from its row: claims and outcomes update the
+    narrow outbox row many times, and a database rewrites a whole row (blob included) on UPDATE."""
+
+    __tablename__ = "notification_payload"
+    notification_id: int = Field(foreign_key="notification.id", primary_key=True)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class CalendarEntry(SQLModel, table=True):

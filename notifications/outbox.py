@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from models.tables import Notification
+from models.tables import Notification, NotificationPayload
 from notifications.compose import build_message, message_id_for
 from notifications.render import render_message
 from notifications.transports import PermanentError, Refused, TransientError, Transport
@@ -49,15 +49,24 @@ class DeliveryReport:
     failure_report_key: str | None = None  # the report row enqueued by this call, if any
 
 
+_DIALECTS = (("postgresql", postgresql), ("sqlite", sqlite))
 _INSERT_UNLESS_KEY_EXISTS = {  # built once per dialect; values are bound per call
     name: dialect.insert(Notification.__table__).on_conflict_do_nothing(index_elements=["key"])
     .returning(Notification.__table__.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    for name, dialect in _DIALECTS
+}
+_PAYLOADS = NotificationPayload.__table__
+_STORE_PAYLOAD = {
+    name: (lambda insert: insert.on_conflict_do_update(index_elements=["notification_id"],
+                                                       set_={"payload": insert.excluded.payload}))(
+        dialect.insert(_PAYLOADS))
+    for name, dialect in _DIALECTS
 }
 
 
-def enqueue(session: Session, **fields) -> bool:
-    """Insert a Notification unless its key exists; True if this call inserted it.
+def enqueue(session: Session, *, payload: bytes | None = None, **fields) -> bool:
+    """Insert a Notification (and its `payload`, when given) unless its key exists; True if this
+    call inserted it.
 
     Race-safe on both engines (INSERT … ON CONFLICT (key) DO NOTHING). The caller commits.
     """
@@ -67,7 +76,24 @@ def enqueue(session: Session, **fields) -> bool:
               if column.name != "id"}
     statement = _INSERT_UNLESS_KEY_EXISTS[session.get_bind().dialect.name]
     # rowcount is unreliable with ON CONFLICT; a returned id is not
-    return session.execute(statement, values).scalar_one_or_none() is not None
+    row_id = session.execute(statement, values).scalar_one_or_none()
+    if row_id is None:
+        return False
+    if payload is not None:
+        store_payload(session, row_id, payload)
+    return True
+
+
+def store_payload(session: Session, notification_id: int, payload: bytes) -> None:
+    """Set the prepared bytes of a notification (insert or replace). The caller commits."""
+    session.execute(_STORE_PAYLOAD[session.get_bind().dialect.name],
+                    {"notification_id": notification_id, "payload": payload})
+
+
+def payload_of(session: Session, notification_id: int) -> bytes | None:
+    """The prepared bytes of a notification; None when it was never rendered."""
+    return session.execute(select(_PAYLOADS.c.payload).where(_PAYLOADS.c.notification_id == notification_id)
+                           ).scalar_one_or_none()
 
 
 def _due(now: datetime):
@@ -97,7 +123,8 @@ def _in_order(rows):
 
 def claim_ready(session: Session, now: datetime, limit: int = 100,
                 lease: timedelta = DEFAULT_LEASE) -> list[Notification]:
-    """Atomically move up to `limit` due rows to `sending` under a lease; the caller commits."""
+    """Atomically move up to `limit` due rows to `sending` under a lease; the caller commits.
+    Their bytes: payload_of (deliver_due fetches them for a whole batch at once)."""
     statement = _claim(Notification, now, limit, lease).returning(Notification)
     return _in_order(session.scalars(statement, execution_options={"synchronize_session": False}).all())
 
@@ -108,6 +135,8 @@ _RECORD_OUTCOME = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
                    .values(state=bindparam("state"), attempts=bindparam("attempts"), lease_until=None,
                            last_error=bindparam("last_error"), sent_at=bindparam("sent_at"),
                            next_attempt_at=bindparam("next_attempt_at")))
+_PAYLOADS_OF = select(_PAYLOADS.c.notification_id, _PAYLOADS.c.payload).where(
+    _PAYLOADS.c.notification_id.in_(bindparam("ids", expanding=True)))
 _FROM_HEADER = re.compile(rb"^From:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -124,6 +153,14 @@ def _envelope_recipients(row) -> list[str]:
     return [address for _, address in getaddresses([row.recipient, *row.cc]) if address]
 
 
+def _payloads(connection: Connection, rows: Sequence) -> dict[int, bytes]:
+    """The claimed rows' bytes by id, in one SELECT: the claim itself leaves them untouched
+    (rewriting a ~15 KB blob on every claim and outcome was most of the per-message database cost)."""
+    if not rows:
+        return {}
+    return dict(connection.execute(_PAYLOADS_OF, {"ids": [row.id for row in rows]}).all())
+
+
 class _Delivery:
     """One deliver_due call: sends claimed rows (plain result rows), records their outcomes, collects failures.
 
@@ -132,11 +169,13 @@ class _Delivery:
     overlaps a round trip and still at most one accepted message is ever unrecorded.
     """
 
-    def __init__(self, connection: Connection, now: datetime, on_sent, report: DeliveryReport):
+    def __init__(self, connection: Connection, now: datetime, on_sent, report: DeliveryReport,
+                 payloads: dict[int, bytes]):
         self.connection, self.now, self.on_sent, self.report = connection, now, on_sent, report
+        self.payloads = payloads  # claimed rows' bytes by id
         self.pending: list[dict] = []  # outcomes not yet committed
         self.failures: list[tuple] = []  # (row, entry) for the failure report
-        self._unannounced: list[tuple[dict, Path | None]] = []  # sent rows' fields; on_sent not yet called
+        self._unannounced: list[tuple] = []  # (row, attempts, note, path): sent; on_sent not yet called
 
     def flush(self) -> None:
         """Commit the pending outcomes (normally a single row; autocommit: one round trip each)."""
@@ -149,16 +188,18 @@ class _Delivery:
         self.flush()
         announce, self._unannounced = self._unannounced, []
         if self.on_sent is not None:
-            for fields, path in announce:
-                self.on_sent(Notification(**fields), path)
+            for row, attempts, note, path in announce:
+                self.on_sent(Notification(**{**row._mapping, "state": "sent", "sent_at": self.now,
+                                             "attempts": attempts, "lease_until": None, "last_error": note}), path)
 
     def send(self, conn, row) -> bool:
         """Send one claimed row; its outcome is committed at the next barrier. False: connection lost."""
         attempts = row.attempts + 1
+        payload = self.payloads.get(row.id)
         try:
-            if not row.payload:
+            if not payload:
                 raise PermanentError("no prepared payload (the row was never rendered)")
-            refused = conn.send(row.payload, envelope_sender(row.payload), _envelope_recipients(row),
+            refused = conn.send(payload, envelope_sender(payload), _envelope_recipients(row),
                                 kind=row.kind, barrier=self.flush)
         except PermanentError as exc:
             self.fail(row, attempts, str(exc))
@@ -183,8 +224,8 @@ class _Delivery:
         note = "; ".join(f"refused {address}: {code} {reply}" for address, (code, reply) in refused.items())
         self._record(row, "sent", attempts, note, sent_at=self.now)
         self.report.sent += 1
-        self._unannounced.append(({**row._mapping, "state": "sent", "sent_at": self.now, "attempts": attempts,
-                                   "lease_until": None, "last_error": note}, path))
+        if self.on_sent is not None:
+            self._unannounced.append((row, attempts, note, path))
         if len(self._unannounced) >= 50:  # the caller hears about sent rows during long batches too
             self.settle()
         for address, (code, reply) in refused.items():  # delivered to the others; tell the secretariat
@@ -257,7 +298,7 @@ def deliver_due(engine: Engine, transport: Transport, now: datetime, *, batch: i
         report = DeliveryReport(claimed=len(rows))
         if not rows:
             return report
-        todo, delivery = deque(rows), _Delivery(connection, now, on_sent, report)
+        todo, delivery = deque(rows), _Delivery(connection, now, on_sent, report, _payloads(connection, rows))
         try:
             with transport.connect() as conn:
                 connected = True
@@ -281,6 +322,16 @@ def deliver_due(engine: Engine, transport: Transport, now: datetime, *, batch: i
         return report
 
 
+def _first_sender(delivery: _Delivery) -> str | None:
+    """The From of the first failed message that has a readable one."""
+    for row, _ in delivery.failures:
+        try:
+            return envelope_sender(delivery.payloads.get(row.id) or b"")
+        except ValueError:
+            continue
+    return None
+
+
 def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Sequence[str],
                             sender: str | None):
     """Enqueue (ready, due now) and claim the report of this call's failures; None when there is none."""
@@ -291,7 +342,7 @@ def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Se
     digest = hashlib.sha256("\n".join(sorted(f"{row.key}>{entry['recipient']}" for row, entry
                                              in delivery.failures)).encode("utf-8")).hexdigest()[:24]
     key = f"{FAILURE_REPORT}:{digest}"
-    sender = sender or envelope_sender(rows[0].payload)
+    sender = sender or _first_sender(delivery) or secretariat[0]
     first_context = rows[0].context or {}
     to_name, to_address = parseaddr(secretariat[0])
     context = {
@@ -315,6 +366,9 @@ def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Se
     if not inserted:
         return None
     # claimed like any other row, durably before the send (autocommit)
-    return delivery.connection.execute(update(_TABLE).where(_TABLE.c.key == key, _TABLE.c.state == "ready")
-                                       .values(state="sending", lease_until=now + DEFAULT_LEASE)
-                                       .returning(*_TABLE.c)).one_or_none()
+    row = delivery.connection.execute(update(_TABLE).where(_TABLE.c.key == key, _TABLE.c.state == "ready")
+                                      .values(state="sending", lease_until=now + DEFAULT_LEASE)
+                                      .returning(*_TABLE.c)).one_or_none()
+    if row is not None:
+        delivery.payloads[row.id] = payload
+    return row

@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from flows.cycle import move_anchor
 from models.tables import CalendarEntry, Decision, Notification, Response
+from notifications.outbox import payload_of
 from tests.engine_helpers import answer, local, ready_to, rows, run, seed_people, start_gswg, step
 
 def decide(session, approval, member, decision, at, revision=1, reason=""):
@@ -77,7 +78,7 @@ def test_moving_the_anchor_updates_the_invitation_without_resending(engine):
         seed_people(session)
         cycle = start_gswg(session)
         run(session, local(2019, 10, 30, 9, 0))
-        invites = {r.id: (r.state, r.payload) for r in rows(session, kind="invite")}
+        invites = {r.id: (r.state, payload_of(session, r.id)) for r in rows(session, kind="invite")}
         entry = session.exec(select(CalendarEntry).where(CalendarEntry.kind == "meeting")).first()
         uid = entry.uid
         january = step(session, cycle, "secretariat_review").due_at
@@ -93,10 +94,10 @@ def test_moving_the_anchor_updates_the_invitation_without_resending(engine):
         assert all(r.due_at > call_due[r.key] for r in calls) and len(calls) == 9  # the call moves a week later
 
         run(session, local(2019, 10, 31, 9, 0))
-        assert {r.id: (r.state, r.payload) for r in rows(session, kind="invite")} == invites  # nothing resent
+        assert {r.id: (r.state, payload_of(session, r.id)) for r in rows(session, kind="invite")} == invites  # nothing resent
         updates = [r for r in rows(session, kind="update") if r.state == "ready"]
         assert len(updates) == 10
-        mail = message_from_bytes(updates[0].payload, policy=policy.default)
+        mail = message_from_bytes(payload_of(session, updates[0].id), policy=policy.default)
         calendar_part = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
         event = Calendar.from_ical(calendar_part.get_content()).walk("VEVENT")[0]
         assert str(event["UID"]) == uid and int(event["SEQUENCE"]) == 1
@@ -140,7 +141,7 @@ def test_rejection_sends_the_plan_back_and_a_revision_is_approved(engine):
         submissions = [r for r in rows(session, kind="submission") if r.state == "ready"]
         assert [r.recipient for r in submissions] == ["mpi@example.org"]
         assert submissions[0].cc == ["head@example.org"]
-        mail = message_from_bytes(submissions[0].payload, policy=policy.default)
+        mail = message_from_bytes(payload_of(session, submissions[0].id), policy=policy.default)
         names = [p.get_filename() for p in mail.iter_attachments()]
         assert any(n and n.endswith(".docx") and "r2" in n for n in names)
 
@@ -167,7 +168,7 @@ def test_dropping_a_meeting_cancels_it_for_every_invitee(engine):
         run(session, local(2019, 11, 4, 9, 0))
         cancels = [r for r in rows(session, kind="cancel") if r.state == "ready"]
         assert len(cancels) == 10
-        mail = message_from_bytes(cancels[0].payload, policy=policy.default)
+        mail = message_from_bytes(payload_of(session, cancels[0].id), policy=policy.default)
         part = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
         assert part.get_param("method") == "CANCEL"
         event = Calendar.from_ical(part.get_content()).walk("VEVENT")[0]
@@ -191,7 +192,7 @@ def test_reminders_and_escalation_name_only_the_silent(engine):
             run(session, moment)
         escalations = [r for r in rows(session, kind="escalation") if r.state == "ready"]
         assert [r.recipient for r in escalations] == ["head@example.org"]
-        text = message_from_bytes(escalations[0].payload, policy=policy.default).get_body(("plain",)).get_content()
+        text = message_from_bytes(payload_of(session, escalations[0].id), policy=policy.default).get_body(("plain",)).get_content()
         assert "m3@example.org" in text and "m4@example.org" in text
         assert "m1@example.org" not in text and "chair@example.org" not in text
 

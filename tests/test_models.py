@@ -9,7 +9,7 @@ from models.tables import Cycle, WorkingGroup
 
 EXPECTED_TABLES = {
     "working_group", "member", "membership", "cycle", "step", "response",
-    "decision", "notification", "calendar_entry", "document",
+    "decision", "notification", "notification_payload", "calendar_entry", "document",
 }
 
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from models.tables import Notification
 from notifications import outbox
 from notifications.compose import build_message, message_id_for
-from notifications.outbox import backoff, claim_ready, deliver_due, enqueue
+from notifications.outbox import backoff, claim_ready, deliver_due, enqueue, payload_of, store_payload
 from notifications.render import Rendered
 from notifications.transports import FileTransport, PermanentError, TransientError
 
@@ -86,6 +86,24 @@ def test_enqueue_is_idempotent(engine):
         session.commit()
     (row,) = rows(engine).values()
     assert row.recipient == "a@example.org" and row.state == "scheduled" and row.cc == [] and row.context == {}
+
+
+def test_payload_lives_beside_the_row(engine):
+    with Session(engine) as session:
+        assert enqueue(session, key="p", recipient="a@example.org", kind="call", due_at=NOW, payload=b"first")
+        assert not enqueue(session, key="p", recipient="a@example.org", kind="call", due_at=NOW, payload=b"other")
+        assert enqueue(session, key="bare", recipient="b@example.org", kind="call", due_at=NOW)
+        session.commit()
+    stored = rows(engine)
+    with Session(engine) as session:
+        assert payload_of(session, stored["p"].id) == b"first"  # a second enqueue of the key changes nothing
+        assert payload_of(session, stored["bare"].id) is None
+        store_payload(session, stored["p"].id, b"rendered again")  # replaces
+        store_payload(session, stored["bare"].id, b"rendered")  # inserts
+        session.commit()
+    with Session(engine) as session:
+        assert (payload_of(session, stored["p"].id), payload_of(session, stored["bare"].id)) == (
+            b"rendered again", b"rendered")
 
 
 def test_enqueue_race_inserts_once(engine):
@@ -171,8 +189,9 @@ def test_deliver_sends_each_once_and_records_it(engine):
     assert (report.sent, report.retried, report.failed, report.claimed) == (5, 0, 0, 5)
     assert transport.connections == 1  # one connection for the batch
     assert sorted(key for key, _, _ in seen) == keys and all(path is None for _, path, _ in seen)
-    assert all(isinstance(row, Notification) and row.state == "sent" and row.sent_at == NOW and row.attempts == 1
-               and row.payload for _, _, row in seen)
+    with Session(engine) as session:
+        assert all(isinstance(row, Notification) and row.state == "sent" and row.sent_at == NOW and row.attempts == 1
+                   and payload_of(session, row.id) for _, _, row in seen)
     assert {sender for _, sender, _ in transport.sent} == {"roundtable@gswg.example.la"}
     stored = rows(engine)
     assert all(row.state == "sent" and row.sent_at == NOW and row.lease_until is None for row in stored.values())
@@ -279,7 +298,8 @@ def test_file_transport_writes_exact_bytes(engine, tmp_path):
     files = sorted((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == ["0001-call.eml", "0002-call.eml", "0003-call.eml"] == [p.name for p in paths]
     stored = rows(engine)
-    assert sorted(f.read_bytes() for f in files) == sorted(stored[k].payload for k in keys)
+    with Session(engine) as session:
+        assert sorted(f.read_bytes() for f in files) == sorted(payload_of(session, stored[k].id) for k in keys)
     add_ready(engine, 1, prefix="more")
     deliver_due(engine, FileTransport(tmp_path / "outbox"), NOW)
     assert (tmp_path / "outbox" / "0004-call.eml").exists()  # numbering continues across runs
