@@ -11,6 +11,7 @@ import re
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
@@ -142,14 +143,25 @@ _FROM_HEADER = re.compile(rb"^From:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | 
 
 def envelope_sender(payload: bytes) -> str:
     """The bare address of the message's From header (bounces go back to the sender)."""
-    head = payload.split(b"\r\n\r\n", 1)[0]
-    match = _FROM_HEADER.search(head)
+    end = payload.find(b"\r\n\r\n")  # the header ends there (no copy of the body)
+    match = _FROM_HEADER.search(payload, 0, end if end >= 0 else len(payload))
     if not match:
         raise ValueError("message has no From header")
-    return parseaddr(match.group(1).replace(b"\r\n", b"").decode("ascii", "replace"))[1]
+    return _address_in(match.group(1))
+
+
+@lru_cache(maxsize=64)
+def _address_in(header: bytes) -> str:
+    """A batch has one or two senders: each From header is parsed once."""
+    return parseaddr(header.replace(b"\r\n", b"").decode("ascii", "replace"))[1]
+
+
+_BARE_ADDRESS = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
 
 
 def _envelope_recipients(row) -> list[str]:
+    if not row.cc and _BARE_ADDRESS.fullmatch(row.recipient):  # the usual row: one bare address
+        return [row.recipient]
     return [address for _, address in getaddresses([row.recipient, *row.cc]) if address]
 
 
