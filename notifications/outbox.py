@@ -131,11 +131,34 @@ def claim_ready(session: Session, now: datetime, limit: int = 100,
 
 
 _TABLE = Notification.__table__
-# One cached Core statement for every outcome: the per-row commit is the hot path of delivery.
+# One statement for every outcome: the per-row commit is the hot path of delivery (_outcome_statement).
 _RECORD_OUTCOME = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
                    .values(state=bindparam("state"), attempts=bindparam("attempts"), lease_until=None,
                            last_error=bindparam("last_error"), sent_at=bindparam("sent_at"),
                            next_attempt_at=bindparam("next_attempt_at")))
+_OUTCOME_FIELDS = ("row_id", "state", "attempts", "last_error", "sent_at", "next_attempt_at")
+
+
+@lru_cache(maxsize=8)
+def _outcome_statement(dialect) -> tuple[str, Callable[[dict], tuple | dict]]:
+    """_RECORD_OUTCOME compiled once for this dialect, and a function that turns one outcome into its
+    driver parameters: run through exec_driver_sql, an outcome costs SQLite's UPDATE (~45 us) without
+    Connection.execute's per-call compile-cache lookup and bind processing (~40 us more)."""
+    compiled = _RECORD_OUTCOME.compile(dialect=dialect)
+    names = compiled.construct_params(dict.fromkeys(_OUTCOME_FIELDS))  # every parameter the SQL names
+    processors = [(name, processor) for name in names
+                  if (processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))]
+    order = compiled.positiontup  # None: the driver takes named parameters (psycopg)
+
+    def parameters(outcome: dict) -> tuple | dict:
+        values = compiled.construct_params(outcome)  # with the fixed lease_until=None
+        for name, processor in processors:  # UTCDateTime: aware -> UTC (naive text on SQLite)
+            values[name] = processor(values[name])
+        return tuple(values[name] for name in order) if order else values
+
+    return compiled.string, parameters
+
+
 _PAYLOADS_OF = select(_PAYLOADS.c.notification_id, _PAYLOADS.c.payload).where(
     _PAYLOADS.c.notification_id.in_(bindparam("ids", expanding=True)))
 _FROM_HEADER = re.compile(rb"^From:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
@@ -193,7 +216,9 @@ class _Delivery:
         """Commit the pending outcomes (normally a single row; autocommit: one round trip each)."""
         if self.pending:
             pending, self.pending = self.pending, []
-            self.connection.execute(_RECORD_OUTCOME, pending[0] if len(pending) == 1 else pending)
+            sql, parameters = _outcome_statement(self.connection.dialect)
+            self.connection.exec_driver_sql(sql, parameters(pending[0]) if len(pending) == 1
+                                            else [parameters(outcome) for outcome in pending])
 
     def settle(self) -> None:
         """Commit everything, then tell on_sent about the rows recorded as sent."""
