@@ -193,7 +193,14 @@ def _payloads(connection: Connection, rows: Sequence) -> dict[int, bytes]:
     (rewriting a ~15 KB blob on every claim and outcome was most of the per-message database cost)."""
     if not rows:
         return {}
-    return dict(connection.execute(_PAYLOADS_OF, {"ids": [row.id for row in rows]}).all())
+    ids = [row.id for row in rows]
+    if connection.dialect.driver == "psycopg":
+        # bytea in binary format: a third of the time of its hex text form (~35 vs ~105 us per 15 KB)
+        with connection.connection.dbapi_connection.cursor(binary=True) as cursor:
+            cursor.execute(f"SELECT notification_id, payload FROM {_PAYLOADS.name} "
+                           "WHERE notification_id = ANY(%s)", (ids,))
+            return dict(cursor.fetchall())
+    return dict(connection.execute(_PAYLOADS_OF, {"ids": ids}).all())
 
 
 class _Delivery:
