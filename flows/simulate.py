@@ -24,7 +24,7 @@ from calendars.business_days import BusinessCalendar
 from calendars.timeline import compute_timeline
 from flows.cycle import start_cycle
 from flows.state import FINISHED
-from flows.tick import EngineConfig, tick
+from flows.tick import EngineConfig, next_due, tick
 from models.db import make_engine, upgrade
 from models.definition import CycleDefinition
 from models.groups import load_groups
@@ -134,29 +134,14 @@ COMMENTS = (
 )
 
 
-def _next_moment(session: Session, planned_steps: list[Step], now: datetime,
+def _next_moment(session: Session, cycle_ids: list[int], now: datetime,
                  agents: _Agents) -> tuple[datetime | None, datetime | None]:
-    """The earliest moment after `now` at which something is due: no fixed-step polling.
-    Also returns when the earliest rendered message is due for delivery (None: nothing waits)."""
-    candidates = [agents.next_moment()]
-    open_ids = [s.id for s in planned_steps if s.state not in ("planned",)]
-    for step in planned_steps:
-        # A planned step whose opening has passed is waiting for a predecessor: it opens in the tick
-        # that finishes that one, so its past opening is no moment to wake up for (that crawled the
-        # clock forward second by second while a rejected plan was being revised).
-        if step.state == "planned" and step.opens_at and step.opens_at > now:
-            candidates.append(step.opens_at)
-        elif step.state == "open" and step.kind != "approval":
-            candidates.append(step.due_at)
-    if open_ids:
-        candidates.append(session.exec(select(func.min(Notification.due_at)).where(
-            Notification.state == "scheduled", Notification.step_id.in_(open_ids))).one())
+    """The earliest moment after `now` at which the engine or a simulated person has something to do
+    (no fixed-step polling); also when the earliest rendered message waits for delivery (None: none waits)."""
+    candidates = [c for c in (next_due(session, now, cycle_ids), agents.next_moment()) if c is not None]
     ready_at = session.exec(select(func.min(Notification.next_attempt_at)).where(Notification.state == "ready")).one()
-    candidates.append(ready_at)
-    later = [c for c in candidates if c is not None]
-    if not later:
-        return None, ready_at
-    return (max(min(later), now + timedelta(seconds=1)) if min(later) <= now else min(later)), ready_at
+    moment = max(min(candidates), now + timedelta(seconds=1)) if candidates else None
+    return moment, ready_at
 
 
 def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int, anchors: dict[str, datetime],
@@ -207,8 +192,8 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
         with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as log:
             while True:
                 # Held for the whole round: the tick and the agents then find the steps in the session.
-                steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()
-                moment, ready_at = _next_moment(session, steps, now, agents)
+                held_steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()  # noqa: F841
+                moment, ready_at = _next_moment(session, cycle_ids, now, agents)
                 if moment is None or (until is not None and moment > until):
                     break
                 now = moment
