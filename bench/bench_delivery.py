@@ -13,7 +13,6 @@ import argparse
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,10 +23,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import smtplib  # noqa: E402
 
 import yagmail  # noqa: E402
-from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from models.db import make_engine, upgrade  # noqa: E402
+from models.db import make_engine, scratch_schema, upgrade  # noqa: E402
 from models.settings import Settings  # noqa: E402
 from notifications.compose import CalendarPart, build_message, message_id_for  # noqa: E402
 from notifications.outbox import deliver_due, enqueue  # noqa: E402
@@ -85,16 +83,8 @@ def outbox_database(db_url: str):
     if not db_url.startswith("postgres"):
         yield db_url
         return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(db_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield db_url + ("&" if "?" in db_url else "?") + f"options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(db_url, prefix="bench") as url:
+        yield url
 
 
 def fill_outbox(prepared, db_url: str):

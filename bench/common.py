@@ -10,7 +10,6 @@ import resource
 import statistics
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -65,34 +64,15 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 def pg_reachable(url: str = PG_URL) -> str | None:
     """None when PostgreSQL answers, else the reason."""
-    from sqlalchemy import text
+    from models.db import unreachable
 
-    from models.db import make_engine
-
-    try:
-        engine = make_engine(url)
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001 - the reason is printed
-        return str(exc).splitlines()[0]
+    return unreachable(url)
 
 
 @contextmanager
 def pg_schema(url: str = PG_URL) -> Iterator[str]:
     """A throw-away schema on the test PostgreSQL; yields a URL whose search_path is that schema."""
-    from sqlalchemy import text
+    from models.db import scratch_schema
 
-    from models.db import make_engine
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(url, prefix="bench") as scratch:
+        yield scratch

@@ -5,12 +5,10 @@ skips the PostgreSQL half; under CI=true it fails the run instead.
 """
 
 import os
-import uuid
 
 import pytest
-from sqlalchemy import text
 
-from models.db import make_engine, upgrade
+from models.db import make_engine, scratch_schema, unreachable, upgrade
 
 PG_ADMIN_URL = os.environ.get("ROUNDTABLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -19,35 +17,15 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PYTHONIOENCODING", "utf-8")
 
 
-def _pg_available() -> str | None:
-    try:
-        engine = make_engine(PG_ADMIN_URL)
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001 - the reason is reported
-        return str(exc).splitlines()[0]
-
-
 @pytest.fixture(scope="session")
 def pg_url():
-    """A fresh schema on the test PostgreSQL for this test session; dropped afterwards."""
-    problem = _pg_available()
+    """The test PostgreSQL (each test gets a schema of its own from the `engine` fixture)."""
+    problem = unreachable(PG_ADMIN_URL)
     if problem:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is unreachable under CI: {problem}")
         pytest.skip(f"PostgreSQL unreachable: {problem}")
     yield PG_ADMIN_URL
-
-
-def _fresh_pg_engine(pg_url: str):
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(pg_url + ("&" if "?" in pg_url else "?") + f"options=-csearch_path%3D{schema}")
-    return admin, engine, schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -59,14 +37,11 @@ def engine(request, tmp_path):
         yield eng
         eng.dispose()
         return
-    pg = request.getfixturevalue("pg_url")
-    admin, eng, schema = _fresh_pg_engine(pg)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with scratch_schema(request.getfixturevalue("pg_url"), prefix="t") as url:
+        eng = make_engine(url)
+        upgrade(eng)
+        yield eng
+        eng.dispose()
 
 
 @pytest.fixture
