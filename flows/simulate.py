@@ -217,7 +217,7 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
         result.stopped_at = now
         for cycle in cycles:
             session.refresh(cycle)
-        _summarise(session, cycles, result)
+        _summarise(session, cycles, result, zone)
     engine.dispose()
     return result
 
@@ -255,7 +255,7 @@ def _deliver(engine, session: Session, transport, now: datetime, log, result: Si
     return sent
 
 
-def _summarise(session: Session, cycles: list[Cycle], result: SimulationResult) -> None:
+def _summarise(session: Session, cycles: list[Cycle], result: SimulationResult, zone) -> None:
     ids = [cycle.id for cycle in cycles]
     for kind, count in session.exec(select(Response.kind, func.count()).join(Step, Step.id == Response.step_id)
                                     .where(Step.cycle_id.in_(ids)).group_by(Response.kind)).all():
@@ -263,6 +263,6 @@ def _summarise(session: Session, cycles: list[Cycle], result: SimulationResult) 
     rows = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
                         .order_by(Decision.at, Decision.id)).all()
     result.decisions = [{"member": m.email, "decision": d.decision, "revision": d.plan_revision,
-                         "at": d.at.isoformat()} for d, m in rows]
+                         "at": d.at.astimezone(zone).isoformat()} for d, m in rows]
     steps = session.exec(select(Step).where(Step.cycle_id.in_(ids))).all()
     result.finished = all(cycle.state == "finished" for cycle in cycles) and all(s.state in FINISHED for s in steps)
