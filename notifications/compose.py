@@ -28,14 +28,21 @@ class _MemoizingSMTPPolicy(EmailPolicy):
     Header objects are immutable, so sharing them between messages changes no byte.
     """
 
-    _LIMIT = 20_000  # distinct values remembered; cleared when full (To addresses differ per message)
+    _LIMIT = 1_000  # distinct values remembered; cleared when full (a parsed header weighs kilobytes)
+    # Values that differ in every message are not worth remembering.
+    _UNIQUE = frozenset({"to", "cc", "message-id", "date"})
+
+    def _repeats(self, name: str, value: str) -> bool:
+        return name.lower() not in self._UNIQUE and "boundary=" not in value
 
     def header_store_parse(self, name, value):
-        if type(value) is not str:  # already a header object
+        if type(value) is not str or not self._repeats(name, value):  # a header object, or a one-off
             return super().header_store_parse(name, value)
         return _memo(_parsed, (name, value), lambda: super(_MemoizingSMTPPolicy, self).header_store_parse(name, value))
 
     def fold_binary(self, name, value):
+        if not self._repeats(name, str(value)):
+            return super().fold_binary(name, value)
         return _memo(_folded, (name, str(value)), lambda: super(_MemoizingSMTPPolicy, self).fold_binary(name, value))
 
 
