@@ -3,7 +3,6 @@
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
@@ -14,6 +13,7 @@ from flows.steps import handler_for
 from models.definition import CycleDefinition
 from models.tables import CalendarEntry, Cycle, Notification, Step, WorkingGroup
 from models.types import utcnow_aware
+from notifications.outbox import enqueue_many
 
 KEYS_PER_QUERY = 500
 _COLUMNS = [column.name for column in Notification.__table__.columns if column.name != "id"]
@@ -69,8 +69,8 @@ def _all_anchors(cs: CycleState, given: dict[str, datetime]) -> dict[str, dateti
 def schedule(cs: CycleState, step: Step, plans: list[Planned], now: datetime) -> int:
     """Put planned messages into the outbox as `scheduled` rows (idempotent by key). Returns how many are new.
 
-    In bulk: keys already in the outbox are found with one query per KEYS_PER_QUERY keys, the others go in
-    as one multi-row INSERT … ON CONFLICT (key) DO NOTHING, race-safe like `enqueue`. (A cycle of 300
+    In bulk: keys already in the outbox are found with one query per KEYS_PER_QUERY keys; the others
+    go in through `enqueue_many` (one multi-row INSERT … ON CONFLICT (key) DO NOTHING). (A cycle of 300
     members plans ~2,700 rows; an approval re-plans its decision notices every tick.)"""
     wanted: dict[str, dict] = {}
     for plan in plans:
@@ -88,13 +88,7 @@ def schedule(cs: CycleState, step: Step, plans: list[Planned], now: datetime) ->
     for start in range(0, len(keys), KEYS_PER_QUERY):
         chunk = keys[start:start + KEYS_PER_QUERY]
         known.update(cs.session.exec(select(Notification.key).where(Notification.key.in_(chunk))).all())
-    fresh = [values for key, values in wanted.items() if key not in known]
-    if not fresh:
-        return 0
-    table = Notification.__table__
-    insert = postgresql.insert if cs.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
-    return len(cs.session.execute(statement, fresh).all())  # one id per row inserted (RETURNING, not rowcount)
+    return enqueue_many(cs.session, [values for key, values in wanted.items() if key not in known])
 
 
 def _sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: datetime) -> CalendarEntry | None:

@@ -85,6 +85,15 @@ def enqueue(session: Session, *, payload: bytes | None = None, **fields) -> bool
     return True
 
 
+def enqueue_many(session: Session, rows: list[dict]) -> int:
+    """`enqueue` for many rows at once (complete column values, no payloads): one multi-row
+    INSERT … ON CONFLICT (key) DO NOTHING. Returns how many were inserted. The caller commits."""
+    if not rows:
+        return 0
+    statement = _INSERT_UNLESS_KEY_EXISTS[session.get_bind().dialect.name]
+    return len(session.execute(statement, rows).all())  # one id per row inserted (RETURNING, not rowcount)
+
+
 def store_payload(session: Session, notification_id: int, payload: bytes) -> None:
     """Set the prepared bytes of a notification (insert or replace). The caller commits."""
     session.execute(_STORE_PAYLOAD[session.get_bind().dialect.name],
