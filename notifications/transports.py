@@ -176,10 +176,9 @@ class SmtpTransport:
 
 
 class _FileConnection:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, numbers: Iterator[int]):
         self.directory = directory
-        numbers = [int(m.group(1)) for p in directory.glob("*.eml") if (m := re.match(r"(\d+)-", p.name))]
-        self._numbers = itertools.count(max(numbers, default=0) + 1)
+        self._numbers = numbers
         self.last_path: Path | None = None  # the file the last send wrote (deliver_due hands it to on_sent)
 
     def send(self, payload: bytes, sender: str, recipients: list[str], *, kind: str = "message",
@@ -205,6 +204,7 @@ class FileTransport:
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
+        self._numbers: Iterator[int] | None = None
 
     def __repr__(self) -> str:
         return f"FileTransport({str(self.directory)!r})"
@@ -212,7 +212,10 @@ class FileTransport:
     @contextmanager
     def connect(self) -> Iterator[_FileConnection]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        yield _FileConnection(self.directory)
+        if self._numbers is None:  # the folder is read once, not at every connect (it holds thousands)
+            taken = [int(m.group(1)) for p in self.directory.glob("*.eml") if (m := re.match(r"(\d+)-", p.name))]
+            self._numbers = itertools.count(max(taken, default=0) + 1)
+        yield _FileConnection(self.directory, self._numbers)
 
 
 def transport_from_settings(settings: Settings) -> Transport:
