@@ -305,6 +305,18 @@ def test_file_transport_writes_exact_bytes(engine, tmp_path):
     assert (tmp_path / "outbox" / "0004-call.eml").exists()  # numbering continues across runs
 
 
+def test_one_file_transport_keeps_numbering_and_never_overwrites(engine, tmp_path):
+    transport = FileTransport(tmp_path / "outbox")
+    add_ready(engine, 1)
+    deliver_due(engine, transport, NOW)
+    (tmp_path / "outbox" / "0002-call.eml").write_bytes(b"written by another process")
+    add_ready(engine, 1, prefix="more")
+    deliver_due(engine, transport, NOW)
+    assert (tmp_path / "outbox" / "0002-call.eml").read_bytes() == b"written by another process"
+    assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == ["0001-call.eml", "0002-call.eml",
+                                                                       "0003-call.eml"]
+
+
 def test_naive_now_is_refused(engine):
     add_ready(engine, 1)
     with pytest.raises(Exception, match="naive"):
