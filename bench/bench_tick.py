@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import log, machine, median_ms, p90_ms, pg_reachable, pg_schema, table  # noqa: E402
 
-from sqlalchemy import event, func, text  # noqa: E402
+from sqlalchemy import event, func  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from flows.tick import tick  # noqa: E402

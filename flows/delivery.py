@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from flows.state import CycleState
+from flows.tick import EngineConfig, tick
 from models.settings import Settings
 from models.tables import Cycle
 from notifications.outbox import deliver_due
@@ -33,8 +34,6 @@ def deliver(engine: Engine, settings: Settings, now: datetime, notice: Callable[
 def tick_and_deliver(engine: Engine, settings: Settings, now: datetime,
                      notice: Callable[[str], None] | None = None) -> dict:
     """One tick at `now`, then delivery of what is due: the unit of work of the CLI, Prefect and the scheduler."""
-    from flows.tick import EngineConfig, tick
-
     config = EngineConfig(sender=settings.sender, base_url=settings.base_url,
                           secret=settings.resolved_secret_key() or "")
     with Session(engine, expire_on_commit=False) as session:

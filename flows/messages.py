@@ -4,6 +4,8 @@ the rendered text, the calendar part (invitation or deadline) and the attachment
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
+from sqlmodel import select
+
 from calendars.ics import Attendee, Deadline, Meeting, Person, deadline_calendar, meeting_invite, uid_for
 from flows.documents import document_for
 from flows.state import CycleState
@@ -94,8 +96,6 @@ def _entry(cs: CycleState, step: Step, kind: str) -> CalendarEntry:
 
 
 def _entry_id(cs: CycleState, step: Step, kind: str) -> int:
-    from sqlmodel import select
-
     parts = (cs.group.code, str(cs.cycle.year), step.key) + (("deadline",) if kind == "deadline" else ())
     return cs.session.exec(select(CalendarEntry.id).where(CalendarEntry.uid == uid_for(*parts))).one()
 

@@ -145,7 +145,7 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
         # The batch's recipients in one query (the rendering asks for each by primary key); held here
         # because the session's identity map only keeps objects someone refers to.
         member_ids = {row.member_id for row in rows if row.member_id is not None}
-        members = session.exec(select(Member).where(Member.id.in_(member_ids))).all() if member_ids else []
+        members = session.exec(select(Member).where(Member.id.in_(member_ids))).all() if member_ids else []  # noqa: F841
         stale_groups: dict[tuple, list[Notification]] = defaultdict(list)
         for row in rows:
             cs = states.get(row.cycle_id) or states.setdefault(

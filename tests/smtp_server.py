@@ -16,7 +16,6 @@ back with `records()`.
 """
 
 import argparse
-import asyncio
 import json
 import os
 import re

@@ -331,7 +331,6 @@ def test_each_outcome_is_committed_before_the_next_message_can_be_accepted(engin
     class CheckingTransport(FakeTransport):
         def connect(self):
             inner = super().connect()
-            outer = self
 
             class _Conn:
                 def __enter__(self):

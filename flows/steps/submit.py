@@ -1,6 +1,7 @@
 """Submit: the approved work plan to the Ministry of Planning and Investment, copied to the secretariat
 head; reminders until MPI's focal point records the receipt."""
 
+from flows.documents import document_for
 from flows.steps.base import StepHandler
 from models.tables import Step
 
@@ -17,8 +18,6 @@ class SubmitHandler(StepHandler):
 
     def extra(self, cs, step: Step, row, now) -> dict:
         if row.kind == "submission":
-            from flows.documents import document_for
-
             names = cs.step_def(step.key).attachments
             return {"documents": [document_for(cs, name, cs.cycle.plan_revision, now)[0] for name in names]}
         return super().extra(cs, step, row, now)
