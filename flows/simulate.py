@@ -35,6 +35,8 @@ from notifications.transports import FileTransport
 
 SIM_SENDER = "GSWG Secretariat via Roundtable <roundtable@gswg.example.org>"
 SIM_SECRET = "simulation-only-secret"  # links in simulated mail; never a real deployment's key
+# Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
+ENGINE_REACTS_TO = ("revision", "checklist", "receipt")
 REJECTION_REASON = ("ກະລຸນາເພີ່ມກິດຈະກຳກ່ຽວກັບເປົ້າໝາຍການພັດທະນາແບບຍືນຍົງ ທີ 16 — "
                     "Please add the SDG 16 activities recommended by the Round Table Meeting.")
 
@@ -59,17 +61,31 @@ class _Agents:
     def __init__(self, session: Session, rng: random.Random, respond_rate: float, calendar: BusinessCalendar):
         self.session, self.rng, self.respond_rate, self.calendar = session, rng, respond_rate, calendar
         self.queue: list[tuple[datetime, int, Callable[[], None]]] = []
+        self.wakes: list[tuple[datetime, int]] = []  # the actions the engine reacts to at once
         self.counter = itertools.count()
 
-    def at(self, moment: datetime, action: Callable[[], None]) -> None:
-        heapq.heappush(self.queue, (moment, next(self.counter), action))
+    def at(self, moment: datetime, action: Callable[[], None], *, wakes_engine: bool = False) -> None:
+        """Plan an action. Most answers (suggestions, comments, RSVPs) change nothing until the engine's
+        next moment, which reads them then: only those it reacts to at once (decisions, a revised plan,
+        a checklist, a receipt) are moments of their own, as the web app would trigger a tick for them."""
+        order = next(self.counter)
+        heapq.heappush(self.queue, (moment, order, action))
+        if wakes_engine:
+            heapq.heappush(self.wakes, (moment, order))
 
     def next_moment(self) -> datetime | None:
-        return self.queue[0][0] if self.queue else None
+        """The next action the engine must tick for (None: none is planned)."""
+        return self.wakes[0][0] if self.wakes else None
+
+    def last_moment(self) -> datetime | None:
+        """When the last planned action happens (None: nothing is planned)."""
+        return max(moment for moment, _, _ in self.queue) if self.queue else None
 
     def run_until(self, now: datetime) -> None:
         while self.queue and self.queue[0][0] <= now:
             heapq.heappop(self.queue)[2]()
+        while self.wakes and self.wakes[0][0] <= now:
+            heapq.heappop(self.wakes)
 
     def _between(self, start: datetime, end: datetime | None) -> datetime:
         end = end if end and end > start else start + timedelta(days=3)
@@ -79,7 +95,7 @@ class _Agents:
     def _answer(self, step: Step, member_id: int, kind: str, body: str, at: datetime, **data) -> None:
         def record():
             self.session.add(Response(step_id=step.id, member_id=member_id, kind=kind, body=body, data=data, at=at))
-        self.at(at, record)
+        self.at(at, record, wakes_engine=kind in ENGINE_REACTS_TO)
 
     def react(self, row: Notification, now: datetime, revision: int) -> None:
         step = self.session.get(Step, row.step_id)
@@ -117,7 +133,7 @@ class _Agents:
                 self.session.add(Decision(step_id=step.id, member_id=member_id, plan_revision=revision, at=at,
                                           decision="reject" if reject else "approve",
                                           reason=REJECTION_REASON if reject else ""))
-        self.at(at, record)
+        self.at(at, record, wakes_engine=True)
 
 
 SUGGESTIONS = (
@@ -189,10 +205,11 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
         agents = _Agents(session, random.Random(seed), respond_rate, BusinessCalendar())
         transport = FileTransport(out_dir / "mail")
         now = launch
+        # Held for the whole run: the tick and the agents then find the steps in the session (this session
+        # is their only writer, and it never expires them).
+        held_steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()  # noqa: F841
         with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as log:
             while True:
-                # Held for the whole round: the tick and the agents then find the steps in the session.
-                held_steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()  # noqa: F841
                 moment, ready_at = _next_moment(session, cycle_ids, now, agents)
                 if moment is None or (until is not None and moment > until):
                     break
@@ -213,6 +230,8 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
                              f"({result.messages} messages so far)")
                 if all(cycle.state != "live" for cycle in cycles) and agents.next_moment() is None:
                     break
+        # Answers after the engine's last moment (late RSVPs, say) are still recorded, up to --until.
+        agents.run_until(until if until is not None else (agents.last_moment() or now))
         session.commit()
         result.stopped_at = now
         for cycle in cycles:

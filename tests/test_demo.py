@@ -143,3 +143,6 @@ def test_simulate_until_leaves_a_live_cycle(tmp_path):
     assert db.execute("select state from cycle").fetchone() == ("live",)
     states = dict(db.execute("select key, state from step").fetchall())
     assert states["call_for_suggestions"] == "open" and states["approval"] == "planned"
+    # Answers are recorded up to the stop, including those after the engine's last moment, and none later.
+    answers = [datetime.fromisoformat(at + "+00:00") for (at,) in db.execute("select at from response")]
+    assert answers and max(answers) <= datetime.fromisoformat("2019-11-05T12:00:00+07:00")
