@@ -14,7 +14,6 @@ from models.audience import ROLE_TITLES
 from models.tables import CalendarEntry, Member, Notification, Step
 from notifications.compose import CalendarPart, build_message, message_id_for
 from notifications.links import action_url, sign_action
-from notifications.outbox import store_payload
 from notifications.render import render_message
 
 # Machine-made messages that nobody should auto-reply to (RFC 3834).
@@ -100,9 +99,9 @@ def _entry_id(cs: CycleState, step: Step, kind: str) -> int:
     return cs.session.exec(select(CalendarEntry.id).where(CalendarEntry.uid == uid_for(*parts))).one()
 
 
-def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> None:
-    """Render and compose the row's message; the row becomes `ready` with its Message-ID, its bytes
-    go to notification_payload (store_payload)."""
+def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> bytes:
+    """Render and compose the row's message and return its bytes; the row becomes `ready` with its
+    Message-ID. The caller stores the bytes (outbox.store_payloads) before it commits."""
     member = cs.session.get(Member, row.member_id)
     context = template_context(cs, step, row, member, now)
     rendered = render_message(row.kind, context)
@@ -116,13 +115,14 @@ def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> Non
     if row.kind == "submission" and cs.reply_to(now):
         cc.append(cs.reply_to(now))  # the secretariat keeps a copy of what went to MPI
     row.cc = cc
-    store_payload(cs.session, row.id, build_message(
+    payload = build_message(
         rendered, sender=cs.sender, to=[row.recipient], cc=cc, reply_to=cs.reply_to(now),
         message_id=row.message_id, auto_submitted=row.kind in AUTOMATIC,
         calendar=calendar_part(cs, step, row, member, context, now), attachments=attachments, date=now,
-    ))
+    )
     row.subject = rendered.subject
     # Kept with the row: how late it went, and what a failure report about it needs to name the group.
     row.context = {**(row.context or {}), "days_late": max(0, (now - row.due_at) // timedelta(days=1)),
                    "group": context["group"], "year": context["year"], "tz": context["tz"]}
     row.state, row.next_attempt_at = "ready", now
+    return payload

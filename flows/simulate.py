@@ -30,7 +30,7 @@ from models.definition import CycleDefinition
 from models.groups import load_groups
 from models.roster import import_roster
 from models.tables import Cycle, Decision, Member, Notification, Response, Step
-from notifications.outbox import deliver_due
+from notifications.outbox import SentRow, deliver_due
 from notifications.transports import FileTransport
 
 SIM_SENDER = "GSWG Secretariat via Roundtable <roundtable@gswg.example.org>"
@@ -97,7 +97,7 @@ class _Agents:
             self.session.add(Response(step_id=step.id, member_id=member_id, kind=kind, body=body, data=data, at=at))
         self.at(at, record, wakes_engine=kind in ENGINE_REACTS_TO)
 
-    def react(self, row: Notification, now: datetime, revision: int) -> None:
+    def react(self, row: SentRow, now: datetime, revision: int) -> None:
         step = self.session.get(Step, row.step_id)
         if row.kind == "call" and self.rng.random() < self.respond_rate:
             kind = "suggestion" if step.key.startswith("call") else "comment"
@@ -252,10 +252,10 @@ def _steps_named(keys: list[str]) -> str:
 
 
 def _deliver(engine, session: Session, transport, now: datetime, log, result: SimulationResult,
-             zone) -> list[Notification]:
-    sent: list[Notification] = []
+             zone) -> list[SentRow]:
+    sent: list[SentRow] = []
 
-    def on_sent(row: Notification, path: Path | None = None) -> None:
+    def on_sent(row: SentRow, path: Path | None = None) -> None:
         sent.append(row)
         result.messages += 1
         result.by_step_kind[(row.step_key, row.kind)] += 1

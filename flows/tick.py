@@ -22,7 +22,7 @@ from flows.state import FINISHED, CycleState, outbox_key
 from flows.steps import handler_for
 from models.tables import Cycle, Member, Notification, Step
 from models.types import utcnow_aware
-from notifications.outbox import enqueue
+from notifications.outbox import enqueue, store_payloads
 
 BATCH = 500
 
@@ -147,6 +147,7 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
         member_ids = {row.member_id for row in rows if row.member_id is not None}
         members = session.exec(select(Member).where(Member.id.in_(member_ids))).all() if member_ids else []  # noqa: F841
         stale_groups: dict[tuple, list[Notification]] = defaultdict(list)
+        payloads: dict[int, bytes] = {}  # stored together at the end of the batch
         for row in rows:
             cs = states.get(row.cycle_id) or states.setdefault(
                 row.cycle_id, CycleState(session, session.get(Cycle, row.cycle_id), config.sender,
@@ -161,15 +162,17 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
             elif stale and row.policy == "fold":
                 stale_groups[(row.cycle_id, row.step_id, row.member_id, row.revision)].append(row)
             else:
-                _render(cs, step, row, now, report)
+                _render(cs, step, row, now, report, payloads)
         for group in stale_groups.values():
-            _fold(states[group[0].cycle_id], group, now, report)
+            _fold(states[group[0].cycle_id], group, now, report, payloads)
         session.flush()
+        store_payloads(session, payloads)
         del members
 
 
-def _render(cs: CycleState, step: Step, row: Notification, now: datetime, report: TickReport) -> None:
-    prepare(cs, step, row, now)
+def _render(cs: CycleState, step: Step, row: Notification, now: datetime, report: TickReport,
+            payloads: dict[int, bytes]) -> None:
+    payloads[row.id] = prepare(cs, step, row, now)
     report.prepared += 1
     report.by_kind[row.kind] += 1
 
@@ -182,11 +185,12 @@ def _drop(row: Notification, state: str, reason: str, report: TickReport) -> Non
         report.folded += 1
 
 
-def _fold(cs: CycleState, rows: list[Notification], now: datetime, report: TickReport) -> None:
+def _fold(cs: CycleState, rows: list[Notification], now: datetime, report: TickReport,
+          payloads: dict[int, bytes]) -> None:
     """Several stale reminders for one person and step become one digest; a single one goes late."""
     step = cs.session.get(Step, rows[0].step_id)
     if len(rows) == 1:
-        _render(cs, step, rows[0], now, report)
+        _render(cs, step, rows[0], now, report, payloads)
         return
     last = max(rows, key=lambda r: (r.due_at, r.id))
     key = outbox_key(cs.cycle.id, step.key, "digest", last.slot, last.member_id, last.revision)
@@ -199,4 +203,4 @@ def _fold(cs: CycleState, rows: list[Notification], now: datetime, report: TickR
     cs.session.flush()
     digest = cs.session.exec(select(Notification).where(Notification.key == key)).one()
     if digest.state == "scheduled":
-        _render(cs, step, digest, now, report)
+        _render(cs, step, digest, now, report, payloads)

@@ -39,8 +39,10 @@ def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str],
     group_codes, roles = list(group_codes), list(roles)
     if not group_codes or not roles:
         return []
+    # Columns, not Member objects: a step's audience is hundreds of people, asked for at every tick.
     rows = session.exec(
-        select(Member, Membership.role, WorkingGroup.code)
+        select(Member.id, Member.name, Member.email, Member.language, Member.organisation, Membership.role,
+               WorkingGroup.code)
         .join(Membership, Membership.member_id == Member.id)
         .join(WorkingGroup, WorkingGroup.id == Membership.group_id)
         .where(WorkingGroup.code.in_(group_codes))
@@ -49,9 +51,8 @@ def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str],
         .where(or_(Membership.ends_on.is_(None), Membership.ends_on > on))
     ).all()
     best: dict[int, Addressee] = {}
-    for member, role, code in rows:
-        current = best.get(member.id)
+    for member_id, name, email, language, organisation, role, code in rows:
+        current = best.get(member_id)
         if current is None or ROLE_RANK.index(role) < ROLE_RANK.index(current.role):
-            best[member.id] = Addressee(member.id, member.name, member.email, member.language,
-                                        member.organisation, role, code)
+            best[member_id] = Addressee(member_id, name, email, language, organisation, role, code)
     return sorted(best.values(), key=lambda a: a.email)

@@ -8,6 +8,7 @@ app's business (DESIGN §3).
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -22,6 +23,7 @@ class ActionLinkError(ValueError):
         self.reason = reason
 
 
+@lru_cache(maxsize=32)  # one per (key, purpose): a cycle signs a link for every message
 def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
     if not secret:
         raise ValueError("no secret key: run `roundtable init` or set ROUNDTABLE_SECRET_KEY")

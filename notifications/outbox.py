@@ -8,7 +8,7 @@ from the key).
 import hashlib
 import logging
 import re
-from collections import deque
+from collections import deque, namedtuple
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -96,8 +96,14 @@ def enqueue_many(session: Session, rows: list[dict]) -> int:
 
 def store_payload(session: Session, notification_id: int, payload: bytes) -> None:
     """Set the prepared bytes of a notification (insert or replace). The caller commits."""
-    session.execute(_STORE_PAYLOAD[session.get_bind().dialect.name],
-                    {"notification_id": notification_id, "payload": payload})
+    store_payloads(session, {notification_id: payload})
+
+
+def store_payloads(session: Session, payloads: dict[int, bytes]) -> None:
+    """`store_payload` for many notifications in one executemany (the tick stores a batch at a time)."""
+    if payloads:
+        session.execute(_STORE_PAYLOAD[session.get_bind().dialect.name],
+                        [{"notification_id": key, "payload": payload} for key, payload in payloads.items()])
 
 
 def payload_of(session: Session, notification_id: int) -> bytes | None:
@@ -140,6 +146,9 @@ def claim_ready(session: Session, now: datetime, limit: int = 100,
 
 
 _TABLE = Notification.__table__
+# What on_sent receives: the row's columns as committed after its send. A plain record, because
+# building an ORM object for each delivered message cost more than writing the message did.
+SentRow = namedtuple("SentRow", [column.name for column in _TABLE.columns])
 # One statement for every outcome: the per-row commit is the hot path of delivery (_outcome_statement).
 _RECORD_OUTCOME = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
                    .values(state=bindparam("state"), attempts=bindparam("attempts"), lease_until=None,
@@ -242,8 +251,8 @@ class _Delivery:
         announce, self._unannounced = self._unannounced, []
         if self.on_sent is not None:
             for row, attempts, note, path in announce:
-                self.on_sent(Notification(**{**row._mapping, "state": "sent", "sent_at": self.now,
-                                             "attempts": attempts, "lease_until": None, "last_error": note}), path)
+                self.on_sent(SentRow(**{**row._mapping, "state": "sent", "sent_at": self.now,
+                                        "attempts": attempts, "lease_until": None, "last_error": note}), path)
 
     def send(self, conn, row) -> bool:
         """Send one claimed row; its outcome is committed at the next barrier. False: connection lost."""
@@ -334,7 +343,7 @@ def _give_back(connection: Connection, rows: Sequence) -> None:
 
 
 def deliver_due(engine: Engine, transport: Transport, now: datetime, *, batch: int = 200,
-                secretariat: Sequence[str] = (), on_sent: Callable[[Notification, Path | None], None] | None = None,
+                secretariat: Sequence[str] = (), on_sent: Callable[[SentRow, Path | None], None] | None = None,
                 sender: str | None = None) -> DeliveryReport:
     """Claim due rows and send them over ONE connection; each outcome is committed before the next
     message is accepted by the server (a crash resends at most the message in flight).

@@ -10,7 +10,8 @@ from sqlmodel import Session, select
 from models.tables import Notification
 from notifications import outbox
 from notifications.compose import build_message, message_id_for
-from notifications.outbox import backoff, claim_ready, deliver_due, enqueue, payload_of, store_payload
+from notifications.outbox import (SentRow, backoff, claim_ready, deliver_due, enqueue, payload_of,
+                                  store_payload)
 from notifications.render import Rendered
 from notifications.transports import FileTransport, PermanentError, TransientError
 
@@ -190,7 +191,7 @@ def test_deliver_sends_each_once_and_records_it(engine):
     assert transport.connections == 1  # one connection for the batch
     assert sorted(key for key, _, _ in seen) == keys and all(path is None for _, path, _ in seen)
     with Session(engine) as session:
-        assert all(isinstance(row, Notification) and row.state == "sent" and row.sent_at == NOW and row.attempts == 1
+        assert all(isinstance(row, SentRow) and row.state == "sent" and row.sent_at == NOW and row.attempts == 1
                    and payload_of(session, row.id) for _, _, row in seen)
     assert {sender for _, sender, _ in transport.sent} == {"roundtable@gswg.example.la"}
     stored = rows(engine)
