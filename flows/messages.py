@@ -24,22 +24,29 @@ APPROVAL_LINK_DAYS = 60
 
 
 def template_context(cs: CycleState, step: Step, row: Notification, member: Member, now: datetime) -> dict:
-    definition = cs.step_def(step.key)
     role = cs.role_of(member.id, now)
-    location = " / ".join(dict.fromkeys(x for x in (definition.location_lo, definition.location_en) if x))
-    handler = handler_for(step.kind)
     return {
+        **cs.memo(("step_context", step.id), lambda: _step_context(cs, step)),
         "recipient": {"name": member.name, "email": member.email, "role": role, "role_lo": ROLE_TITLES[role][0],
                       "role_en": ROLE_TITLES[role][1], "language": member.language},
+        "link": own_link(cs, step, row, member),
+        "extra": handler_for(step.kind).extra(cs, step, row, now),
+    }
+
+
+def _step_context(cs: CycleState, step: Step) -> dict:
+    """What every recipient's context shares: built once per step and tick (the tick has moved its steps
+    before it prepares any message), and never changed afterwards."""
+    definition = cs.step_def(step.key)
+    location = " / ".join(dict.fromkeys(x for x in (definition.location_lo, definition.location_en) if x))
+    return {
         "group": {"code": cs.group.code, "name_lo": cs.group.name_lo, "name_en": cs.group.name_en},
         "year": cs.cycle.year,
         "step": {"key": step.key, "kind": step.kind, "title_lo": definition.title_lo, "title_en": definition.title_en,
                  "opens_at": step.opens_at, "due_at": step.due_at, "starts_at": step.starts_at,
                  "ends_at": step.ends_at, "location": location},
         "tz": cs.group.timezone,
-        "link": own_link(cs, step, row, member),
         "agenda": [item.model_dump() for item in definition.agenda],
-        "extra": handler.extra(cs, step, row, now),
     }
 
 
