@@ -33,6 +33,7 @@ from models.tables import Cycle, Decision, Member, Notification, Response, Step
 from notifications.outbox import SentRow, deliver_due
 from notifications.transports import FileTransport
 
+MAIL_DIR = "mail"  # under the output folder: every simulated message as an .eml file
 SIM_SENDER = "GSWG Secretariat via Roundtable <roundtable@gswg.example.org>"
 SIM_SECRET = "simulation-only-secret"  # links in simulated mail; never a real deployment's key
 # Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
@@ -181,7 +182,7 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("roundtable.db", "roundtable.db-wal", "roundtable.db-shm", "messages.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / "mail", ignore_errors=True)
+    shutil.rmtree(out_dir / MAIL_DIR, ignore_errors=True)
     engine = make_engine(f"sqlite:///{out_dir / 'roundtable.db'}")
     upgrade(engine)
     config = EngineConfig(sender=SIM_SENDER, base_url="https://roundtable.gswg.example.org", secret=SIM_SECRET)
@@ -203,7 +204,7 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
         cycle_ids = [cycle.id for cycle in cycles]
         result = SimulationResult(out_dir, cycle_ids[0], cycle_ids=cycle_ids)
         agents = _Agents(session, random.Random(seed), respond_rate, BusinessCalendar())
-        transport = FileTransport(out_dir / "mail")
+        transport = FileTransport(out_dir / MAIL_DIR)
         now = launch
         # Held for the whole run: the tick and the agents then find the steps in the session (this session
         # is their only writer, and it never expires them).
@@ -262,7 +263,7 @@ def _deliver(engine, session: Session, transport, now: datetime, log, result: Si
         log.write(json.dumps({
             "at": now.astimezone(zone).isoformat(), "step": row.step_key, "kind": row.kind, "to": [row.recipient],
             "cc": list(row.cc or []), "subject": row.subject, "message_id": row.message_id,
-            "file": Path(path).relative_to(result.out_dir).as_posix() if path else None,
+            "file": f"{MAIL_DIR}/{path.name}" if path else None,
         }, ensure_ascii=False) + "\n")
 
     deliver_due(engine, transport, now, on_sent=on_sent)
