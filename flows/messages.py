@@ -9,10 +9,10 @@ from sqlmodel import select
 
 from calendars.ics import Attendee, Deadline, Meeting, Person, deadline_calendar, meeting_invite, uid_for
 from flows.documents import document_for
-from flows.state import CycleState
+from flows.state import CycleState, DueRow
 from flows.steps import handler_for
 from models.audience import ROLE_TITLES
-from models.tables import CalendarEntry, Member, Notification, Step
+from models.tables import CalendarEntry, Member, Step
 from notifications.compose import CalendarPart, build_message, message_id_for
 from notifications.links import action_url, sign_action
 from notifications.render import render_message
@@ -24,7 +24,7 @@ WITH_DEADLINE = ("call", "task", "approval_request", "submission")
 APPROVAL_LINK_DAYS = 60
 
 
-def template_context(cs: CycleState, step: Step, row: Notification, member: Member, now: datetime) -> dict:
+def template_context(cs: CycleState, step: Step, row: DueRow, member: Member, now: datetime) -> dict:
     role = cs.role_of(member.id, now)
     return {
         **cs.memo(("step_context", step.id), lambda: _step_context(cs, step)),
@@ -51,7 +51,7 @@ def _step_context(cs: CycleState, step: Step) -> dict:
     }
 
 
-def own_link(cs: CycleState, step: Step, row: Notification, member: Member) -> str | None:
+def own_link(cs: CycleState, step: Step, row: DueRow, member: Member) -> str | None:
     """The recipient's own signed link: a form, a confirm page; none where there is nothing to do."""
     if row.kind in ("failure_report", "decision_notice", "cancel") or not cs.secret:
         return None
@@ -71,7 +71,7 @@ def _organizer(cs: CycleState) -> Person:
     return Person(name or "Roundtable", address)
 
 
-def calendar_part(cs: CycleState, step: Step, row: Notification, member: Member, context: dict,
+def calendar_part(cs: CycleState, step: Step, row: DueRow, member: Member, context: dict,
                   now: datetime) -> CalendarPart | None:
     definition = cs.step_def(step.key)
     if row.kind in ("invite", "update", "cancel") and step.starts_at:
@@ -112,7 +112,7 @@ def _entry_id(cs: CycleState, step: Step, kind: str) -> int:
     return cs.session.exec(select(CalendarEntry.id).where(CalendarEntry.uid == uid_for(*parts))).one()
 
 
-def prepare(cs: CycleState, step: Step, row: Notification, now: datetime) -> bytes:
+def prepare(cs: CycleState, step: Step, row: DueRow, now: datetime) -> bytes:
     """Render and compose the row's message and return its bytes; the row becomes `ready` with its
     Message-ID. The caller stores the bytes (outbox.store_payloads) before it commits."""
     member = cs.session.get(Member, row.member_id)

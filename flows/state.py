@@ -44,6 +44,34 @@ class Planned:
     revision: int = 0
 
 
+@dataclass(slots=True)
+class DueRow:
+    """An outbox row whose moment has come, as the tick decides on it and renders it: the columns it
+    reads, and those it writes back (state, message_id, subject, cc, context, next_attempt_at,
+    last_error). Plain records, written back in one executemany per batch: ORM objects for thousands
+    of rows cost more than rendering them."""
+
+    id: int
+    key: str
+    cycle_id: int | None
+    step_id: int | None
+    step_key: str
+    member_id: int | None
+    recipient: str
+    kind: str
+    slot: str
+    revision: int
+    policy: str
+    due_at: datetime
+    state: str
+    cc: list
+    context: dict
+    subject: str
+    message_id: str
+    next_attempt_at: datetime | None
+    last_error: str
+
+
 def outbox_key(cycle_id: int, step_key: str, kind: str, slot: str, member_id: int | None, revision: int) -> str:
     """The idempotency key of a message: (cycle, step, kind, slot, recipient, revision)."""
     return f"c{cycle_id}/{step_key}/{kind}/{slot or '-'}/m{member_id if member_id is not None else '-'}/r{revision}"

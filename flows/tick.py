@@ -10,15 +10,16 @@ transition checks the state it starts from.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import bindparam, func, or_, text, update
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
 from flows.cycle import schedule
 from flows.messages import prepare
-from flows.state import FINISHED, CycleState, outbox_key
+from flows.state import FINISHED, CycleState, DueRow, outbox_key
 from flows.steps import handler_for
 from models.tables import Cycle, Member, Notification, Step
 from models.types import utcnow_aware
@@ -127,14 +128,43 @@ def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:
         report.finished_cycles.append(cs.cycle.id)
 
 
-def _due_rows(session: Session, now: datetime, after_id: int) -> list[Notification]:
+_TABLE = Notification.__table__
+_DUE_COLUMNS = [_TABLE.c[f.name] for f in fields(DueRow)]
+_STEPS = Step.__table__
+# What deciding on a row changes; written back for a whole batch at once.
+_DECIDED = ("state", "message_id", "subject", "cc", "context", "next_attempt_at", "last_error")
+_WRITE_BACK = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
+               .values({name: bindparam(f"new_{name}") for name in _DECIDED}))
+
+
+def _due_rows(session: Session, now: datetime, after_id: int) -> list[DueRow]:
     """Planned messages whose moment has come, except those of steps that have not opened yet."""
-    return list(session.exec(
-        select(Notification).outerjoin(Step, Step.id == Notification.step_id)
-        .where(Notification.state == "scheduled", Notification.due_at <= now, Notification.id > after_id)
-        .where(or_(Step.id.is_(None), Step.state != "planned"))
-        .order_by(Notification.id).limit(BATCH)
-    ).all())
+    return _rows_where(session, _TABLE.c.state == "scheduled", _TABLE.c.due_at <= now, _TABLE.c.id > after_id,
+                       or_(_STEPS.c.id.is_(None), _STEPS.c.state != "planned"))
+
+
+def _rows_where(session: Session, *conditions) -> list[DueRow]:
+    statement = (select(*_DUE_COLUMNS).select_from(_TABLE.outerjoin(_STEPS, _STEPS.c.id == _TABLE.c.step_id))
+                 .where(*conditions).order_by(_TABLE.c.id).limit(BATCH))
+    return [DueRow(*values) for values in session.execute(statement)]
+
+
+@dataclass
+class _Batch:
+    """What deciding on one batch of due rows produced, stored together at the end of the batch."""
+
+    payloads: dict[int, bytes] = field(default_factory=dict)  # rendered messages by row id
+    decided: list[DueRow] = field(default_factory=list)  # every row rendered, skipped or folded
+
+    def write(self, session: Session) -> None:
+        if self.decided:
+            session.execute(_WRITE_BACK, [{"row_id": row.id, **{f"new_{name}": getattr(row, name) for name in _DECIDED}}
+                                          for row in self.decided])
+            for row in self.decided:  # an ORM copy a long-lived session holds would now be stale
+                held = session.identity_map.get(identity_key(Notification, row.id))
+                if held is not None:
+                    session.expire(held)
+        store_payloads(session, self.payloads)
 
 
 def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState], config: EngineConfig,
@@ -146,51 +176,51 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
         # because the session's identity map only keeps objects someone refers to.
         member_ids = {row.member_id for row in rows if row.member_id is not None}
         members = session.exec(select(Member).where(Member.id.in_(member_ids))).all() if member_ids else []  # noqa: F841
-        stale_groups: dict[tuple, list[Notification]] = defaultdict(list)
-        payloads: dict[int, bytes] = {}  # stored together at the end of the batch
+        stale_groups: dict[tuple, list[DueRow]] = defaultdict(list)
+        batch = _Batch()
         for row in rows:
             cs = states.get(row.cycle_id) or states.setdefault(
                 row.cycle_id, CycleState(session, session.get(Cycle, row.cycle_id), config.sender,
                                          config.base_url, config.secret))
             step = session.get(Step, row.step_id)
             if not handler_for(step.kind).relevant(cs, step, row):
-                _drop(row, "skipped", "no longer needed when its moment came", report)
+                _drop(row, "skipped", "no longer needed when its moment came", report, batch)
                 continue
             stale = now - row.due_at > timedelta(hours=cs.definition.defaults.stale_after_hours)
             if stale and row.policy == "skip_if_stale":
-                _drop(row, "skipped", f"stale: due {row.due_at.isoformat()}", report)
+                _drop(row, "skipped", f"stale: due {row.due_at.isoformat()}", report, batch)
             elif stale and row.policy == "fold":
                 stale_groups[(row.cycle_id, row.step_id, row.member_id, row.revision)].append(row)
             else:
-                _render(cs, step, row, now, report, payloads)
+                _render(cs, step, row, now, report, batch)
         for group in stale_groups.values():
-            _fold(states[group[0].cycle_id], group, now, report, payloads)
-        session.flush()
-        store_payloads(session, payloads)
+            _fold(states[group[0].cycle_id], group, now, report, batch)
+        session.flush()  # what rendering changed through the ORM (documents), before the batch's rows
+        batch.write(session)
         del members
 
 
-def _render(cs: CycleState, step: Step, row: Notification, now: datetime, report: TickReport,
-            payloads: dict[int, bytes]) -> None:
-    payloads[row.id] = prepare(cs, step, row, now)
+def _render(cs: CycleState, step: Step, row: DueRow, now: datetime, report: TickReport, batch: _Batch) -> None:
+    batch.payloads[row.id] = prepare(cs, step, row, now)
+    batch.decided.append(row)
     report.prepared += 1
     report.by_kind[row.kind] += 1
 
 
-def _drop(row: Notification, state: str, reason: str, report: TickReport) -> None:
+def _drop(row: DueRow, state: str, reason: str, report: TickReport, batch: _Batch) -> None:
     row.state, row.last_error = state, reason
+    batch.decided.append(row)
     if state == "skipped":
         report.skipped += 1
     else:
         report.folded += 1
 
 
-def _fold(cs: CycleState, rows: list[Notification], now: datetime, report: TickReport,
-          payloads: dict[int, bytes]) -> None:
+def _fold(cs: CycleState, rows: list[DueRow], now: datetime, report: TickReport, batch: _Batch) -> None:
     """Several stale reminders for one person and step become one digest; a single one goes late."""
     step = cs.session.get(Step, rows[0].step_id)
     if len(rows) == 1:
-        _render(cs, step, rows[0], now, report, payloads)
+        _render(cs, step, rows[0], now, report, batch)
         return
     last = max(rows, key=lambda r: (r.due_at, r.id))
     key = outbox_key(cs.cycle.id, step.key, "digest", last.slot, last.member_id, last.revision)
@@ -199,8 +229,7 @@ def _fold(cs: CycleState, rows: list[Notification], now: datetime, report: TickR
             state="scheduled", due_at=now, created_at=now,
             context={"missed": [r.due_at.isoformat() for r in rows]})
     for row in rows:
-        _drop(row, "folded", f"folded into digest {key}", report)
-    cs.session.flush()
-    digest = cs.session.exec(select(Notification).where(Notification.key == key)).one()
+        _drop(row, "folded", f"folded into digest {key}", report, batch)
+    digest = _rows_where(cs.session, _TABLE.c.key == key)[0]
     if digest.state == "scheduled":
-        _render(cs, step, digest, now, report, payloads)
+        _render(cs, step, digest, now, report, batch)

@@ -154,6 +154,18 @@ def test_no_message_for_a_step_before_it_opens(engine):
         assert session.exec(select(Notification).where(Notification.state != "scheduled")).all() == []
 
 
+def test_a_session_kept_across_ticks_sees_what_the_tick_decided(engine):
+    # The tick writes its decisions on due rows in bulk; the copies a long-lived session holds follow.
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        start_gswg(session)
+        held = rows(session, step_key="call_for_suggestions", kind="call")
+        assert held and all(r.state == "scheduled" and r.subject == "" for r in held)
+        run(session, local(2019, 11, 1, 9, 0))
+        assert all(r.state == "ready" and "Call for input" in r.subject for r in held)
+        assert all(r.message_id and r.next_attempt_at == local(2019, 11, 1, 9, 0) for r in held)
+
+
 def test_dropping_a_meeting_cancels_it_for_every_invitee(engine):
     from flows.cycle import drop_step
 

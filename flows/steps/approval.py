@@ -10,10 +10,10 @@ from datetime import datetime
 from sqlmodel import select
 
 from calendars.timeline import DatedStep
-from flows.state import CycleState, Planned
+from flows.state import CycleState, DueRow, Planned
 from flows.steps.base import StepHandler
 from models.audience import Addressee
-from models.tables import Decision, Member, Notification, Response, Step
+from models.tables import Decision, Member, Response, Step
 
 
 class ApprovalHandler(StepHandler):
@@ -87,7 +87,7 @@ class ApprovalHandler(StepHandler):
         step.due_at = dated.due_at
         return dated
 
-    def relevant(self, cs: CycleState, step: Step, row: Notification) -> bool:
+    def relevant(self, cs: CycleState, step: Step, row: DueRow) -> bool:
         if row.kind in ("approval_request", "reminder", "digest", "escalation"):
             if row.revision != cs.cycle.plan_revision or step.state != "open" or step.data.get("awaiting_revision"):
                 return False
@@ -95,7 +95,7 @@ class ApprovalHandler(StepHandler):
             return row.member_id not in self.answered_now(cs, step)
         return super().relevant(cs, step, row)
 
-    def extra(self, cs: CycleState, step: Step, row: Notification, now: datetime) -> dict:
+    def extra(self, cs: CycleState, step: Step, row: DueRow, now: datetime) -> dict:
         if row.kind in ("decision_notice", "revision_request"):
             decisions = self.decisions(cs, step, row.revision)
             if row.kind == "decision_notice":

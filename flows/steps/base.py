@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlmodel import select
 
 from calendars.timeline import DatedStep
-from flows.state import FINISHED, CycleState, Planned
+from flows.state import FINISHED, CycleState, DueRow, Planned
 from models.audience import Addressee
-from models.tables import Notification, Response, Step
+from models.tables import Response, Step
 
 
 class StepHandler:
@@ -97,7 +97,7 @@ class StepHandler:
         return all(cs.step_row(key).state in FINISHED for key in cs.step_def(step.key).after)
 
     # ------------------------------------------------------------ at send time
-    def relevant(self, cs: CycleState, step: Step, row: Notification) -> bool:
+    def relevant(self, cs: CycleState, step: Step, row: DueRow) -> bool:
         """Whether a due message still makes sense now (reminders only to those who have not answered)."""
         if row.kind == "cancel":
             return True  # a dropped meeting must leave every invitee's calendar
@@ -109,7 +109,7 @@ class StepHandler:
             return bool(self.late(cs, step))
         return True
 
-    def extra(self, cs: CycleState, step: Step, row: Notification, now: datetime) -> dict:
+    def extra(self, cs: CycleState, step: Step, row: DueRow, now: datetime) -> dict:
         """Kind-specific template data (the `extra` of the template context)."""
         if row.kind == "reminder" and step.due_at:
             return {"days_left": max(0, (step.due_at.astimezone(cs.zone).date() - now.astimezone(cs.zone).date()).days)}

@@ -4,9 +4,9 @@ the satisfaction survey to participants and the minutes reminder to the secretar
 from sqlmodel import select
 
 from calendars.timeline import DatedStep
-from flows.state import CycleState, Planned
+from flows.state import CycleState, DueRow, Planned
 from flows.steps.base import StepHandler
-from models.tables import Notification, Response, Step
+from models.tables import Response, Step
 
 
 class MeetingHandler(StepHandler):
@@ -34,13 +34,13 @@ class MeetingHandler(StepHandler):
     def outcome_at_close(self, cs: CycleState, step: Step) -> str:
         return "held"
 
-    def extra(self, cs: CycleState, step: Step, row: Notification, now) -> dict:
+    def extra(self, cs: CycleState, step: Step, row: DueRow, now) -> dict:
         if row.kind == "update":  # the new time, in figures both languages read the same
             starts, ends = step.starts_at.astimezone(cs.zone), step.ends_at.astimezone(cs.zone)
             return {"changes": f"{starts:%Y-%m-%d %H:%M}–{ends:%H:%M} (UTC{starts:%z})"}
         return super().extra(cs, step, row, now)
 
-    def relevant(self, cs: CycleState, step: Step, row: Notification) -> bool:
+    def relevant(self, cs: CycleState, step: Step, row: DueRow) -> bool:
         if row.kind == "cancel":
             return True
         if row.kind in ("invite", "agenda", "update"):
