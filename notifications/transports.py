@@ -176,29 +176,40 @@ class SmtpTransport:
 
 
 class _FileConnection:
-    def __init__(self, directory: Path, numbers: Iterator[int]):
+    def __init__(self, directory: Path, folder: int, numbers: Iterator[int]):
         self.directory = directory
+        # Names below are relative to the folder's descriptor and bytes go through os.write: no path
+        # joins, Path objects or buffered files per message (they were ~5 of its ~27 us on tmpfs).
+        self._folder = folder
+        self._temporary = f".{os.getpid()}-{id(self)}.tmp"  # one per connection: threads never share it
         self._numbers = numbers
-        self.last_path: Path | None = None  # the file the last send wrote (deliver_due hands it to on_sent)
+        self._last_name: str | None = None
+
+    @property
+    def last_path(self) -> Path | None:
+        """The file the last send wrote (deliver_due hands it to on_sent); built only when asked for."""
+        return None if self._last_name is None else self.directory / self._last_name
 
     def send(self, payload: bytes, sender: str, recipients: list[str], *, kind: str = "message",
              barrier: Barrier = None) -> Refused:
-        # Plain string paths: building Path objects cost as much as the writing, at thousands of files.
-        folder = os.fspath(self.directory)
-        temporary = os.path.join(folder, f".{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(payload)
+        handle = os.open(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666, dir_fd=self._folder)
+        try:
+            unwritten = memoryview(payload)
+            while unwritten:  # os.write may write less than it was given
+                unwritten = unwritten[os.write(handle, unwritten):]
+        finally:
+            os.close(handle)
         if barrier is not None:
             barrier()  # before the link below, which is this transport's "acceptance"
         while True:  # link, not rename: never overwrite a file another process just wrote
             name = f"{next(self._numbers):04d}-{kind}.eml"
             try:
-                os.link(temporary, os.path.join(folder, name))
+                os.link(self._temporary, name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
                 break
             except FileExistsError:
                 continue
-        os.unlink(temporary)
-        self.last_path = self.directory / name
+        os.unlink(self._temporary, dir_fd=self._folder)
+        self._last_name = name
         return {}
 
 
@@ -218,7 +229,11 @@ class FileTransport:
         if self._numbers is None:  # the folder is read once, not at every connect (it holds thousands)
             taken = [int(m.group(1)) for p in self.directory.glob("*.eml") if (m := re.match(r"(\d+)-", p.name))]
             self._numbers = itertools.count(max(taken, default=0) + 1)
-        yield _FileConnection(self.directory, self._numbers)
+        folder = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            yield _FileConnection(self.directory, folder, self._numbers)
+        finally:
+            os.close(folder)
 
 
 def transport_from_settings(settings: Settings) -> Transport:

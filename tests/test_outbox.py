@@ -1,6 +1,8 @@
 """The outbox on SQLite and PostgreSQL: idempotent enqueue, atomic leased claims, retries with backoff,
 failures reported once, files written by FileTransport. (Real SMTP faults: test_smtp_faults.py.)"""
 
+import os
+import stat
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -196,7 +198,19 @@ def test_deliver_sends_each_once_and_records_it(engine):
     assert {sender for _, sender, _ in transport.sent} == {"roundtable@gswg.example.la"}
     stored = rows(engine)
     assert all(row.state == "sent" and row.sent_at == NOW and row.lease_until is None for row in stored.values())
+    # on_sent's record is the row as committed, column for column
+    assert all(row == SentRow(**stored[key].model_dump()) for key, _, row in seen)
     assert deliver_due(engine, transport, NOW + timedelta(days=1)).claimed == 0
+
+
+def test_outcomes_store_times_as_the_orm_does(engine):
+    """Outcomes bypass SQLAlchemy's execute; their times must be stored exactly as the ORM stores them
+    (SQLite: naive UTC text), or ordering and comparisons by text would break."""
+    add_ready(engine, 1)
+    deliver_due(engine, FakeTransport(), NOW)  # due_at and next_attempt_at (NOW) went in through the ORM
+    with engine.connect() as connection:
+        (stored,) = connection.exec_driver_sql("SELECT due_at, next_attempt_at, sent_at FROM notification").all()
+    assert stored[0] == stored[1] == stored[2]
 
 
 def test_transient_errors_back_off_exponentially_then_fail(engine):
@@ -316,6 +330,20 @@ def test_one_file_transport_keeps_numbering_and_never_overwrites(engine, tmp_pat
     assert (tmp_path / "outbox" / "0002-call.eml").read_bytes() == b"written by another process"
     assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == ["0001-call.eml", "0002-call.eml",
                                                                        "0003-call.eml"]
+
+
+def test_file_connections_in_one_process_never_share_a_temporary_file(tmp_path):
+    transport = FileTransport(tmp_path / "outbox")
+    with transport.connect() as first, transport.connect() as second:
+        # the second connection writes and links a whole message while the first's bytes wait unlinked
+        first.send(b"first message", "a@example.org", ["b@example.org"],
+                   barrier=lambda: second.send(b"second message", "a@example.org", ["b@example.org"]))
+        assert first.last_path.read_bytes() == b"first message"
+        assert second.last_path.read_bytes() == b"second message"
+    assert sorted(path.name for path in (tmp_path / "outbox").iterdir()) == ["0001-message.eml", "0002-message.eml"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(first.last_path.stat().st_mode) == 0o666 & ~umask  # as open() would have made it
 
 
 def test_naive_now_is_refused(engine):
