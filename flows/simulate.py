@@ -1,7 +1,9 @@
 """The simulator: a whole cycle (or several, one per group) on a fresh database, in simulated time.
 
 A virtual clock jumps from one due moment to the next (no fixed-step polling): the next planned
-message, the next step that opens or closes, the next retry, the next simulated answer. Members
+message, the next step that opens or closes, the next retry, the next simulated answer the engine
+reacts to at once (a decision, a revised plan, a checklist, a receipt). Other answers (suggestions,
+comments, RSVPs) are recorded at their own moment and read at the engine's next one. Members
 answer (seeded), chairs decide, MPI confirms the receipt. Every message is delivered by the real
 outbox into DIR/mail/*.eml and listed in DIR/messages.jsonl.
 """
