@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from email.utils import parseaddr
 from functools import cached_property
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from models.definition import CycleDefinition, StepDef
 from models.tables import Cycle, Step, WorkingGroup
 
 FINISHED = ("closed", "done", "skipped")
+DEFAULT_SENDER = "Roundtable <roundtable@localhost>"
 
 # Parsed definitions and computed timelines, shared by every CycleState (a new one each tick): parsing
 # the snapshot and computing the business-day timeline cost ~0.2 ms and ~4 ms a cycle, every tick.
@@ -81,7 +83,7 @@ def outbox_key(cycle_id: int, step_key: str, kind: str, slot: str, member_id: in
 class CycleState:
     session: Session
     cycle: Cycle
-    sender: str = "Roundtable <roundtable@localhost>"
+    sender: str = DEFAULT_SENDER
     base_url: str = "http://127.0.0.1:8000"
     secret: str = ""
     _steps: dict[str, Step] = field(default_factory=dict)
@@ -104,6 +106,11 @@ class CycleState:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    @cached_property
+    def domain(self) -> str:
+        """The sender's domain: Message-IDs and calendar UIDs are made in it."""
+        return parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
 
     @cached_property
     def group(self) -> WorkingGroup:

@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage, MIMEPart
 from functools import lru_cache
 from email.policy import EmailPolicy
@@ -123,7 +124,7 @@ def build_message(rendered: Rendered, *, sender: str, to: list[str], cc: Sequenc
         head.append(_address_header("Cc", cc))
     if reply_to:
         head.append(_header("Reply-To", reply_to))
-    head += [_header("Subject", rendered.subject), _date_header(format_datetime(date)),
+    head += [_subject_header(rendered.subject), _date_header(format_datetime(date)),
              _message_id_header(message_id)]
     if auto_submitted:
         # RFC 3834; the second header keeps Exchange out-of-office replies away from the secretariat.
@@ -144,6 +145,21 @@ _PLAIN_MESSAGE_ID = re.compile(r"<[0-9A-Za-z]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*
 def _header(name: str, value: str) -> bytes:
     """One header line as the generator writes it (SMTP remembers the values that repeat)."""
     return SMTP.fold_binary(name, SMTP.header_store_parse(name, value)[1])
+
+
+def subject_value(subject: str) -> str:
+    """The Subject as RFC 2047 words that keep every space. The email package's own folding can put
+    the space between the two languages at a fold between two encoded words, where every reader
+    drops it ("plan —ສະເໜີ"); Header encodes the whole text, so each space sits inside a word."""
+    if subject.isascii():
+        return subject
+    return Header(subject, "utf-8", header_name="Subject").encode(linesep="\n")
+
+
+def _subject_header(subject: str) -> bytes:
+    if subject.isascii():
+        return _header("Subject", subject)
+    return SMTP.fold_binary("Subject", subject_value(subject))  # already folded: written as it is
 
 
 def _address_header(name: str, addresses: Sequence[str]) -> bytes:

@@ -4,8 +4,8 @@ Templates live in notifications/templates/<kind>/{subject.txt.j2, body.txt.j2, b
 The Environment is built once at import; each template compiles once, on first use
 (compiling per message is ~100x slower, DESIGN §4).
 
-A step's message goes to every member with the same context but for the recipient's name, email
-and own link, so the templates run once per "shape" of context, with stand-ins for those three
+A step's message goes to every member with the same context but for the recipient's names, email
+and own link, so the templates run once per "shape" of context, with stand-ins for those four
 values, and each recipient's message is that shape with their values put in (see render_message).
 """
 
@@ -18,15 +18,12 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time, get_timezone_name
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, nodes, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, nodes, select_autoescape
 from markupsafe import Markup, escape
 
-KINDS = ("call", "reminder", "digest", "invite", "update", "cancel", "agenda", "minutes_due", "survey",
-         "task", "approval_request", "decision_notice", "revision_request", "escalation", "submission",
-         "failure_report")
+from notifications.kinds import KINDS, TEMPLATE_NAMES, TEMPLATES_DIR, kind_of
 
 DEFAULT_TZ = "Asia/Vientiane"
-TEMPLATES_DIR = Path(__file__).with_name("templates")
 # Lao fonts first (Phetsarath OT is the government's; Windows ships Lao UI / Leelawadee UI), then fallbacks.
 FONT_STACK = "'Noto Sans Lao','Phetsarath OT','Lao UI','Leelawadee UI',Arial,sans-serif"
 # Inline styles (Gmail keeps them; most clients ignore <style>). The font is set on each cell and
@@ -84,6 +81,16 @@ def en_date(dt, tz=DEFAULT_TZ) -> str:
     return format_date(_local(dt, tz), "EEEE d MMMM y", locale=_EN)
 
 
+def lao_day(dt, tz=DEFAULT_TZ) -> str:
+    """'13 ພະຈິກ 2019': a date in a subject line, where the weekday would not fit."""
+    return "" if dt is None else format_date(_local(dt, tz), "d MMMM y", locale=_LO)
+
+
+def en_day(dt, tz=DEFAULT_TZ) -> str:
+    """'13 Nov 2019': a date in a subject line."""
+    return "" if dt is None else format_date(_local(dt, tz), "d MMM y", locale=_EN)
+
+
 def lao_datetime(dt, tz=DEFAULT_TZ) -> str:
     """'ວັນພຸດ 13 ພະຈິກ 2019 ເວລາ 08:30 ໂມງ' in the group's zone."""
     if dt is None:
@@ -111,9 +118,24 @@ def _zone_name(tz: str) -> str:
     return get_timezone_name(ZoneInfo(tz), "long", locale=_EN)
 
 
+class _KindLoader(FileSystemLoader):
+    """The shared layouts from notifications/templates; `<kind>/…` from the folder the kind registered
+    (a step kind's own messages may keep their templates beside its module)."""
+
+    def get_source(self, environment, template):
+        kind, _, name = template.partition("/")
+        registered = KINDS.get(kind)
+        if name and registered is not None and registered.templates is not None:
+            path = registered.templates / name
+            if not path.is_file():
+                raise TemplateNotFound(template)
+            return path.read_text(encoding="utf-8"), str(path), lambda: True
+        return super().get_source(environment, template)
+
+
 def _make_environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=_KindLoader(TEMPLATES_DIR),
         # select_autoescape() alone does not escape *.html.j2 (DESIGN §4).
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=StrictUndefined,
@@ -122,7 +144,8 @@ def _make_environment() -> Environment:
         auto_reload=False,  # no stat() per render: templates do not change under a running engine
         cache_size=-1,
     )
-    env.filters.update(lao_date=lao_date, en_date=en_date, lao_datetime=lao_datetime, en_datetime=en_datetime, hm=hm)
+    env.filters.update(lao_date=lao_date, en_date=en_date, lao_day=lao_day, en_day=en_day, lao_datetime=lao_datetime,
+                       en_datetime=en_datetime, hm=hm)
     env.globals.update({name: Markup(value) for name, value in _STYLES.items()})
     return env
 
@@ -130,12 +153,9 @@ def _make_environment() -> Environment:
 ENVIRONMENT = _make_environment()
 
 
-@lru_cache(maxsize=len(KINDS))
 def _templates(kind: str):
-    if kind not in KINDS:
-        raise ValueError(f"unknown message kind {kind!r} (known: {', '.join(KINDS)})")
-    return tuple(ENVIRONMENT.get_template(f"{kind}/{name}")
-                 for name in ("subject.txt.j2", "body.txt.j2", "body.html.j2"))
+    kind_of(kind)  # an unknown kind is refused by name
+    return tuple(ENVIRONMENT.get_template(f"{kind}/{name}") for name in TEMPLATE_NAMES)
 
 
 def _render_fully(kind: str, context: dict) -> Rendered:
@@ -176,13 +196,13 @@ def render_message(kind: str, context: dict) -> Rendered:
 
 
 # --- One render per shape ------------------------------------------------------------------------------
-# Stand-ins for name, email and link: private-use code points (never in real text, left alone by HTML
+# Stand-ins for name, email, link and English name: private-use code points (never in real text, left alone by HTML
 # escaping) around both cases of letters, edge whitespace and HTML's special characters, so that a
 # template changing the value (|upper, |trim, |e, |safe ...) changes the stand-in. The second set,
 # long and different, is for checking a shape: a length-dependent filter (|truncate) cuts it.
-_STAND_INS = tuple(f" {chr(0xE000 + slot)} aB <&>\"' cD {chr(0xE000 + slot)} " for slot in range(3))
+_STAND_INS = tuple(f" {chr(0xE000 + slot)} aB <&>\"' cD {chr(0xE000 + slot)} " for slot in range(4))
 _CHECK_FILLER = " xY &'\"<> wORD" * 40
-_CHECK_STAND_INS = tuple(f"\t{chr(0xE010 + slot)}{_CHECK_FILLER}{chr(0xE010 + slot)}\n" for slot in range(3))
+_CHECK_STAND_INS = tuple(f"\t{chr(0xE010 + slot)}{_CHECK_FILLER}{chr(0xE010 + slot)}\n" for slot in range(4))
 _SHAPE_LIMIT = 512  # shapes remembered (a few per step); cleared when full
 _shapes: dict = {}  # (templates, frozen shape context) -> pieces per template, or None: render fully
 _UNSEEN = object()
@@ -202,23 +222,22 @@ def _personal_values(context: dict) -> tuple:
     recipient = context.get("recipient")
     if type(recipient) is not dict:
         recipient = {}
-    return recipient.get("name"), recipient.get("email"), context.get("link")
+    return recipient.get("name"), recipient.get("email"), context.get("link"), recipient.get("name_en")
 
 
 def _with_stand_ins(context: dict, stand_ins: tuple) -> dict:
-    """The context with name, email and link replaced by stand_ins wherever they are replaceable."""
+    """The context with name, email, link and English name replaced by stand_ins wherever they are replaceable."""
     if type(context) is not dict:
         raise _Unfreezable
-    name, email, link = _personal_values(context)
+    name, email, link, name_en = _personal_values(context)
     shaped = dict(context)
     if _replaceable(link):
         shaped["link"] = stand_ins[2]
-    if _replaceable(name) or _replaceable(email):
+    if _replaceable(name) or _replaceable(email) or _replaceable(name_en):
         shaped["recipient"] = recipient = dict(context["recipient"])
-        if _replaceable(name):
-            recipient["name"] = stand_ins[0]
-        if _replaceable(email):
-            recipient["email"] = stand_ins[1]
+        for slot, key, value in ((0, "name", name), (1, "email", email), (3, "name_en", name_en)):
+            if _replaceable(value):
+                recipient[key] = stand_ins[slot]
     return shaped
 
 
@@ -252,7 +271,7 @@ def _zone_key(zone):
 
 
 def _shape(templates: tuple, context: dict, shape_context: dict):
-    """Each template's output as pieces of text and slots (0 name, 1 email, 2 link) and whether it
+    """Each template's output as pieces of text and slots (0 name, 1 email, 2 link, 3 English name) and whether it
     is HTML-escaped; None when the templates might not treat the values as opaque text."""
     if not _prints_personal_values_plainly(templates):
         return None
@@ -290,7 +309,7 @@ def _filled(pieces: tuple, values: tuple) -> str:
 
 @lru_cache(maxsize=64)
 def _prints_personal_values_plainly(templates: tuple) -> bool:
-    """Whether the templates, and all they extend, include or import, use name, email and link only
+    """Whether the templates, and all they extend, include or import, use name, email, link and English name only
     as `{{ value }}` or as an if's test. Anything else (a filter, a comparison, a macro argument)
     could turn the value into text that putting it in place of its stand-in would not give."""
     environment = templates[0].environment
@@ -331,7 +350,7 @@ def _uses_plainly(node) -> bool:
 def _is_personal_value(node) -> bool:
     if isinstance(node, nodes.Name):
         return node.name == "link" and node.ctx == "load"
-    return isinstance(node, nodes.Getattr) and node.attr in ("name", "email") and _is_recipient(node.node)
+    return isinstance(node, nodes.Getattr) and node.attr in ("name", "email", "name_en") and _is_recipient(node.node)
 
 
 def _is_recipient(node) -> bool:

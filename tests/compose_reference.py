@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Sequence
 
-from notifications.compose import SMTP, CalendarPart, ics_method
+from notifications.compose import SMTP, CalendarPart, ics_method, subject_value
 from notifications.render import Rendered
 
 
@@ -34,7 +34,10 @@ def build_message(rendered: Rendered, *, sender: str, to: list[str], cc: Sequenc
         msg["Cc"] = ", ".join(cc)
     if reply_to:
         msg["Reply-To"] = reply_to
-    msg["Subject"] = rendered.subject
+    if rendered.subject.isascii():
+        msg["Subject"] = rendered.subject
+    else:  # pre-encoded so that no space is lost (see compose.subject_value)
+        msg.set_raw("Subject", subject_value(rendered.subject))
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     if auto_submitted:
