@@ -88,7 +88,7 @@ def own_link(cs: CycleState, step: Step, row: DueRow, member: Member) -> str | N
     if purpose is None or not cs.secret:
         return None
     token = sign_action(cs.secret, member_id=member.id, step_id=step.id, purpose=purpose,
-                        revision=row.revision if step.kind == "approval" else 0)
+                        revision=handler_for(step.kind).link_revision(row))
     return action_url(cs.base_url, token)
 
 

@@ -113,7 +113,7 @@ class _Agents:
         elif row.kind == "invite" and self.rng.random() < self.respond_rate:
             partstat = self.rng.choice(("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED"))
             self._answer(step, row.member_id, "rsvp", partstat, self._between(now, step.starts_at))
-        elif row.kind == "task" and step.kind == "review":
+        elif row.kind == "task" and self.answer_kind(step) == "checklist":
             self._answer(step, row.member_id, "checklist", "accepted 14, merged 5, rejected 3",
                          self._between(now, step.due_at), accepted=14, merged=5, rejected=3)
         elif row.kind == "approval_request" and row.revision == revision:

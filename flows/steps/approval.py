@@ -117,6 +117,9 @@ class ApprovalHandler(StepHandler):
                     "waiting_lo": [p.name for p in waiting], "waiting_en": [p.name_en or p.name for p in waiting]}
         return super().extra(cs, step, row, now)
 
+    def link_revision(self, row: DueRow) -> int:
+        return row.revision  # a decision is about one revision of the plan; a newer one voids the link
+
     def status(self, cs: CycleState, step: Step) -> dict:
         rows = cs.session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
                                .where(Decision.step_id == step.id).order_by(Decision.at, Decision.id)).all()

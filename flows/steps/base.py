@@ -120,6 +120,10 @@ class StepHandler:
             return bool(self.late(cs, step))
         return True
 
+    def link_revision(self, row: DueRow) -> int:
+        """The plan revision a recipient's link is bound to (0: any; an approval binds its own)."""
+        return 0
+
     def status(self, cs: CycleState, step: Step) -> dict:
         """What `status` shows of the step beyond state, times and counts: who is coming to its meeting."""
         return {"rsvp": who_is_coming(cs.session, step.id) if step.starts_at else {}}
