@@ -2,7 +2,7 @@
 
 import pytest
 
-from models.memo import Memo
+from models.memo import Memo, clear_all, memos
 
 
 def test_computes_once_per_key_and_remembers_none():
@@ -28,3 +28,17 @@ def test_an_unhashable_key_or_a_failing_compute_leaves_it_as_it_was():
         memo.get("x", lambda: 1 / 0)
     assert len(memo) == 0
 
+
+def test_every_cache_of_the_speed_ups_is_listed_and_can_be_emptied():
+    import calendars.ics  # noqa: F401  (importing them creates their memos)
+    import flows.state  # noqa: F401
+    import notifications.compose  # noqa: F401
+    import notifications.render  # noqa: F401
+
+    names = {memo.name for memo in memos()}
+    assert {"flows.state.definitions", "flows.state.timelines", "notifications.compose.parsed_headers",
+            "notifications.compose.folded_headers", "notifications.render_by_shape.shapes",
+            "calendars.ics_per_recipient.templates"} <= names
+    Memo("test.cleared", 2).get(1, lambda: 1)
+    clear_all()
+    assert all(len(memo) == 0 for memo in memos())
