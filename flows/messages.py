@@ -14,6 +14,7 @@ from flows.steps import handler_for
 from models.audience import ROLE_TITLES
 from models.tables import CalendarEntry, Member, Step
 from notifications.compose import CalendarPart, build_message, message_id_for
+from notifications.inbound_address import organizer, reply_to_header
 from notifications.links import action_url, sign_action
 from notifications.render import render_message
 
@@ -67,6 +68,8 @@ def _parsed_sender(sender: str) -> tuple[str, str]:
 
 
 def _organizer(cs: CycleState) -> Person:
+    if cs.reply_address:  # meeting replies go to the ORGANIZER: make it the mailbox `mail fetch` reads
+        return Person(*organizer(cs.reply_address, cs.group.code))
     name, address = _parsed_sender(cs.sender)
     return Person(name or "Roundtable", address)
 
@@ -129,7 +132,8 @@ def prepare(cs: CycleState, step: Step, row: DueRow, now: datetime) -> bytes:
         cc.append(cs.reply_to(now))  # the secretariat keeps a copy of what went to MPI
     row.cc = cc
     payload = build_message(
-        rendered, sender=cs.sender, to=[row.recipient], cc=cc, reply_to=cs.reply_to(now),
+        rendered, sender=cs.sender, to=[row.recipient], cc=cc,
+        reply_to=reply_to_header(cs.reply_address, cs.secret, row.id, cs.reply_to(now)),
         message_id=row.message_id, auto_submitted=row.kind in AUTOMATIC,
         calendar=calendar_part(cs, step, row, member, context, now), attachments=attachments, date=now,
     )

@@ -53,7 +53,7 @@ def engine_config() -> EngineConfig:
     secret = s.resolved_secret_key()
     if not secret:
         fail("no secret key for signed links: run `roundtable init` first (or set ROUNDTABLE_SECRET_KEY)")
-    return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret)
+    return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret, reply_address=s.reply_address)
 
 
 def tick_summary(summary: dict) -> str:
