@@ -96,8 +96,19 @@ def parse(raw: bytes) -> Inbound:
         return inbound
     inbound.auto_reply = auto_reply_reason(message, inbound.subject)
     if not inbound.auto_reply:
-        inbound.text = new_text(message)
+        inbound.text = drop_name_block(new_text(message), parseaddr(_header(message, "From"))[0])
     return inbound
+
+
+def drop_name_block(text: str, name: str) -> str:
+    """Outlook signatures carry no "-- " marker: drop a short last block that starts with the sender's name."""
+    head, sep, last = text.rpartition("\n\n")
+    lines = last.strip().split("\n")
+    name = " ".join(name.split()).strip('"').lower()
+    if sep and name and len(lines) <= 5 and all(len(line) <= 80 for line in lines) \
+            and lines[0].strip().lower().startswith(name):
+        return head.rstrip()
+    return text
 
 
 def _header(message: Message, name: str) -> str:
