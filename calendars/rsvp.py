@@ -200,10 +200,10 @@ def check_reply(session: Session, reply: Reply, sender: str | None, now: datetim
 def is_newer(reply: Reply, response: Response) -> bool:
     """RFC 5546 order: a higher SEQUENCE wins; on the same SEQUENCE the later DTSTAMP wins."""
     stored = response.data
-    stored_sequence = int(stored.get("sequence", 0))
-    if reply.sequence != stored_sequence:
-        return reply.sequence > stored_sequence
-    stored_stamp = stored.get("stamp")
+    if stored.get("sequence") is not None and reply.sequence != int(stored["sequence"]):
+        return reply.sequence > int(stored["sequence"])
+    # a mail reply keeps its DTSTAMP as ical_stamp; a web answer has only the moment it was given
+    stored_stamp = stored.get("ical_stamp") or stored.get("stamp")
     if reply.stamp is not None and stored_stamp:
         return reply.stamp > datetime.fromisoformat(stored_stamp)
     return reply.partstat != response.body  # nothing to order by: only a change counts

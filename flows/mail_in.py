@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from calendars.rsvp import check_reply, has_calendar, replies_in_message
+from flows import answers
 from flows.state import CycleState, outbox_key
 from models.tables import AddressStatus, Cycle, InboundMail, Member, Notification, Step
 from notifications.compose import build_message, message_id_for
@@ -314,42 +315,30 @@ def address_problems(session: Session) -> list[dict]:
 # -- recording through the answers module ----------------------------------------------------------
 
 
-def _record(session: Session, kind: str, **fields) -> None:
+def _record(session: Session, kind: str, *, member_id: int, step_id: int, now: datetime, **fields) -> None:
+    """One answer through flows/answers.py (channel "mail"); a refusal keeps the mail for a person."""
+    common = {"session": session, "member_id": member_id, "step_id": step_id, "now": now, "channel": "mail"}
     try:
-        from flows import answers
-    except ImportError:  # flows/answers.py (issue 10) not merged yet: the stand-in below
-        return _stand_in_record(session, kind, **fields)
-    try:
-        getattr(answers, f"record_{kind}")(session=session, channel="mail", **fields)
+        if kind == "suggestion":  # a mail has no form: its first line is the title, the whole text the what
+            text = fields["text"]
+            first = text.strip().split("\n", 1)[0].strip()
+            answers.record_suggestion(**common, title=_cut(first, 300), what=_cut(text, answers.MAX_TEXT))
+        elif kind == "comment":
+            answers.record_comment(**common, body=_cut(fields["text"], answers.MAX_TEXT))
+        else:
+            accepted = answers.record_rsvp(**common, partstat=fields["partstat"],
+                                           reason=_cut(fields.get("comment", ""), 1000))
+            stamp = fields.get("stamp")
+            # what orders later iTIP replies of this person (calendars.rsvp.is_newer)
+            accepted.row.data = {**accepted.row.data, "uid": fields.get("uid"), "sequence": fields.get("sequence", 0),
+                                 "ical_stamp": stamp.isoformat() if stamp else None}
     except answers.AnswerRefused as refused:
-        raise _Refused(f"refused: {refused}") from None
+        raise _Refused(f"refused ({refused.code}): {refused.message}") from None
 
 
-def _stand_in_record(session: Session, kind: str, *, member_id: int, step_id: int, now: datetime,
-                     **fields) -> None:
-    """Until flows/answers.py lands: the same checks in short (step open, audience that day)."""
-    from models.tables import Response
-
-    step = session.get(Step, step_id)
-    if step.state != "open":
-        raise _Refused(f"refused: {step.key} is {step.state}")
-    cs = CycleState(session, session.get(Cycle, step.cycle_id))
-    if member_id not in {p.member_id for p in cs.audience_of(cs.step_def(step.key), now)}:
-        raise _Refused(f"refused: not in the audience of {step.key} on {now.date().isoformat()}")
-    if kind == "rsvp":
-        response = session.exec(select(Response).where(Response.step_id == step_id, Response.member_id == member_id,
-                                                       Response.kind == "rsvp")).first()
-        response = response or Response(step_id=step_id, member_id=member_id, kind="rsvp")
-        stamp = fields.get("stamp")
-        response.body, response.at = fields["partstat"], now
-        response.data = {"uid": fields.get("uid"), "sequence": fields.get("sequence", 0),
-                         "stamp": stamp.isoformat() if stamp else None, "comment": fields.get("comment", ""),
-                         "channel": "mail"}
-    else:
-        response = Response(step_id=step_id, member_id=member_id, kind=kind, body=fields["text"], at=now,
-                            data={"channel": "mail"})
-    session.add(response)
-    session.flush()
+def _cut(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 # -- files and Maildirs ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from flows.cycle import move_anchor
 from flows.mail_in import MailConfig, handle, ingest_paths
 from flows.tick import EngineConfig, tick
 from models.settings import get_settings
-from models.tables import AddressStatus, Cycle, InboundMail, Member, Notification, Response
+from models.tables import AddressStatus, AnswerAudit, Cycle, InboundMail, Member, Notification, Response
 from notifications.outbox import payload_of
 from tests import mail_shapes as shapes
 from tests.engine_helpers import local, rows, seed_people, start_gswg, step
@@ -128,6 +128,9 @@ def test_a_folder_of_every_shape_records_exactly_its_answers(live, tmp_path):
     members = {m.id: m.email for m in session.exec(select(Member)).all()}
     suggestions = session.exec(select(Response).where(Response.kind == "suggestion")).all()
     assert {members[r.member_id]: r.body for r in suggestions} == texts
+    assert {r.data["what"] for r in suggestions} == set(texts.values())
+    audit = session.exec(select(AnswerAudit)).all()
+    assert sorted(a.kind for a in audit if a.channel == "mail") == ["rsvp"] * 2 + ["suggestion"] * 5
     rsvps = session.exec(select(Response).where(Response.kind == "rsvp")).all()
     assert {members[r.member_id]: r.body for r in rsvps} == {"m1@example.org": "ACCEPTED", "m2@example.org": "DECLINED"}
     statuses = {s.email: s for s in session.exec(select(AddressStatus)).all()}
