@@ -105,8 +105,8 @@ def handle(session: Session, raw: bytes, now: datetime, config: MailConfig, *, s
         seen = session.exec(select(InboundMail).where(InboundMail.mailbox == mailbox, InboundMail.uidvalidity
                                                       == uidvalidity, InboundMail.uid == uid)).first()
         if seen is not None:
-            return Outcome(seen.outcome, seen.reason or f"already handled at {seen.received_at.isoformat()}",
-                           seen.folder, repeated=True)
+            return Outcome("ignored", f"already handled at {seen.received_at.isoformat()} ({seen.outcome}); "
+                                      f"moved now", seen.folder or PROCESSED, repeated=True)
     try:
         inbound = parse(raw)
     except Exception as exc:  # noqa: BLE001 - a mail the parser chokes on is kept for a person, never fatal

@@ -196,38 +196,51 @@ def test_a_reply_to_an_approval_request_decides_nothing(live):
     assert session.exec(select(Response).where(Response.member_id == chair.id)).all() == []
 
 
-def test_cli_on_a_simulated_cycle(tmp_path, monkeypatch):
-    """`roundtable simulate --until` a moment in the call round, then `mail ingest --json` of replies to
-    the simulated mail: exactly the answers they carry are recorded, every other mail says why not."""
+def simulated_call_round(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """`roundtable simulate --until` a moment in the call round (nobody answers by themselves), and
+    replies of every shape to the simulated mail: name -> bytes (names sort in Maildir order)."""
     from roundtable.cli import app
 
-    runner = CliRunner()
     out = tmp_path / "sim"
     root = Path(__file__).resolve().parents[1]
-    result = runner.invoke(app, ["simulate", "--definition", str(root / "cycles" / "gswg.yaml"), "--roster",
-                                 str(root / "examples" / "roster.csv"), "--year", "2020", "--anchor",
-                                 "annual_meeting=2019-11-13", "--out", str(out), "--respond-rate", "0",
-                                 "--until", "2019-11-05T12:00"])
+    result = CliRunner().invoke(app, ["simulate", "--definition", str(root / "cycles" / "gswg.yaml"), "--roster",
+                                      str(root / "examples" / "roster.csv"), "--year", "2020", "--anchor",
+                                      "annual_meeting=2019-11-13", "--out", str(out), "--respond-rate", "0",
+                                      "--until", "2019-11-05T12:00"])
     assert result.exit_code == 0, result.output
     sent = [json.loads(line) for line in (out / "messages.jsonl").read_text(encoding="utf-8").splitlines()]
     calls = [m for m in sent if m["kind"] == "call"]
     invites = [m for m in sent if m["kind"] == "invite"]
-    folder = tmp_path / "Maildir"
-    for sub in ("new", "cur", "tmp"):
-        (folder / sub).mkdir(parents=True)
 
     def orig(message):
         return shapes.Original(message["message_id"], message["subject"])
 
-    (folder / "new" / "1.host").write_bytes(shapes.gmail_reply(orig(calls[0]), calls[0]["to"][0], "ຂໍສະເໜີ ທີ 1"))
-    (folder / "new" / "2.host").write_bytes(shapes.outlook_reply(orig(calls[1]), calls[1]["to"][0], "Suggestion 2"))
-    (folder / "cur" / "3.host:2,S").write_bytes(shapes.html_only_reply(orig(calls[2]), calls[2]["to"][0], "ສາມ"))
     uid = uid_for("GSWG", "2020", "annual_review_meeting")
-    (folder / "new" / "4.host").write_bytes(shapes.itip_reply(uid, invites[0]["to"][0], invites[0]["to"][0]))
-    (folder / "new" / "5.host").write_bytes(shapes.itip_reply(uid, invites[1]["to"][0], invites[2]["to"][0]))
-    (folder / "new" / "6.host").write_bytes(shapes.out_of_office(calls[3]["to"][0]))
-    (folder / "new" / "7.host").write_bytes(shapes.dsn(calls[4]["to"][0], calls[4]["message_id"]))
-    (folder / "new" / "8.host").write_bytes(shapes.unrelated())
+    return out, {
+        "1.host": shapes.gmail_reply(orig(calls[0]), calls[0]["to"][0], "ຂໍສະເໜີ ທີ 1"),
+        "2.host": shapes.outlook_reply(orig(calls[1]), calls[1]["to"][0], "Suggestion 2"),
+        "3.host": shapes.html_only_reply(orig(calls[2]), calls[2]["to"][0], "ສາມ"),
+        "4.host": shapes.itip_reply(uid, invites[0]["to"][0], invites[0]["to"][0]),
+        "5.host": shapes.itip_reply(uid, invites[1]["to"][0], invites[2]["to"][0]),  # forged From
+        "6.host": shapes.out_of_office(calls[3]["to"][0]),
+        "7.host": shapes.dsn(calls[4]["to"][0], calls[4]["message_id"]),
+        "8.host": shapes.unrelated(),
+    }
+
+
+def test_cli_on_a_simulated_cycle(tmp_path, monkeypatch):
+    """`mail ingest --json` of replies to a simulated call round: exactly the answers they carry are
+    recorded, every other mail says why not."""
+    from roundtable.cli import app
+
+    runner = CliRunner()
+    out, mails = simulated_call_round(tmp_path)
+    folder = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (folder / sub).mkdir(parents=True)
+    for name, raw in mails.items():
+        (folder / ("cur" if name == "3.host" else "new") / (name + (":2,S" if name == "3.host" else ""))
+         ).write_bytes(raw)
     big = tmp_path / "huge.eml"
     with open(big, "wb") as handle:
         handle.truncate(11 * 1024 * 1024)
@@ -242,7 +255,7 @@ def test_cli_on_a_simulated_cycle(tmp_path, monkeypatch):
     assert summary["recorded"] == {"suggestion": 3, "comment": 0, "rsvp": 1}
     assert (summary["bounces"], summary["away"], summary["needs_attention"]) == (1, 1, 1)
     reasons = {Path(i["file"]).name: i["reason"] for i in summary["ignored"]}
-    assert set(reasons) == {"5.host", "8.host", "huge.eml", "zero"}
+    assert set(reasons) == {"5.host", "8.host", "huge.eml", "zero"}, reasons
     assert "is not the ATTENDEE" in reasons["5.host"] and "over the 10 MB" in reasons["huge.eml"]
     assert "not a regular file" in reasons["zero"]
 

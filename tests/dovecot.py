@@ -1,0 +1,123 @@
+"""A throwaway Dovecot IMAP server on loopback (Debian's dovecot-imapd), for the tests of `mail fetch`.
+
+Started as root with a configuration of its own in a temporary folder (DESIGN §4): Maildir storage,
+a passwd-file with one user, no TLS, plain logins allowed. Stopped by killing its master process.
+"""
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DOVECOT = "/usr/sbin/dovecot"
+USER, PASSWORD = "replies", "secret"
+
+
+@dataclass
+class Dovecot:
+    base: Path
+    port: int
+    user: str = USER
+    password: str = PASSWORD
+
+    @property
+    def maildir(self) -> Path:
+        return self.base / "mail" / self.user
+
+    def stop(self) -> None:
+        pid_file = self.base / "run" / "master.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, 15)
+            for _ in range(50):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.1)
+
+
+def unavailable() -> str:
+    """Why Dovecot cannot run here ("" when it can)."""
+    if not Path(DOVECOT).exists():
+        return "dovecot-imapd is not installed (.ci/run installs it)"
+    if os.geteuid() != 0:
+        return "Dovecot's master must start as root"
+    try:
+        pwd.getpwnam("dovecot"), pwd.getpwnam("dovenull")
+    except KeyError:
+        return "the dovecot / dovenull users are missing"
+    return ""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(base: Path) -> Dovecot:
+    port = _free_port()
+    run, mail = base / "run", base / "mail"
+    run.mkdir(parents=True)
+    (mail / USER).mkdir(parents=True)
+    (base / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+    (base / "dovecot.conf").write_text(f"""
+protocols = imap
+listen = 127.0.0.1
+base_dir = {run}
+state_dir = {base / 'state'}
+log_path = {base / 'dovecot.log'}
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 1
+first_valid_gid = 1
+default_internal_user = dovecot
+default_login_user = dovenull
+mail_location = maildir:{mail}/%u
+passdb {{
+  driver = passwd-file
+  args = {base / 'passwd'}
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={mail}/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+}}
+""")
+    (base / "state").mkdir()
+    shutil.chown(mail, "dovecot", "dovecot")
+    shutil.chown(mail / USER, "dovecot", "dovecot")
+    os.chmod(base, 0o755)
+    # The master forks into the background and its children keep the standard streams: no pipes here.
+    subprocess.run([DOVECOT, "-c", str(base / "dovecot.conf")], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    server = Dovecot(base, port)
+    for _ in range(100):  # the master answers within a fraction of a second
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                if sock.recv(100).startswith(b"* OK"):
+                    return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"Dovecot did not answer on port {port}: {(base / 'dovecot.log').read_text()[-2000:]}")
