@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from calendars.ics import uid_for
 from flows.cycle import move_anchor
 from flows.mail_in import MailConfig, handle, ingest_paths
+from flows.status import cycle_status
 from flows.tick import EngineConfig, tick
 from models.settings import get_settings
 from models.tables import AddressStatus, AnswerAudit, Cycle, InboundMail, Member, Notification, Response
@@ -137,6 +138,8 @@ def test_a_folder_of_every_shape_records_exactly_its_answers(live, tmp_path):
     assert statuses["cochair.undp@example.org"].bounce == "bouncing"
     assert statuses["cochair.undp@example.org"].bounce_status == "5.1.1"
     assert statuses["m3@example.org"].bounce == "deferred" and statuses["m4@example.org"].away
+    shown = {a["email"]: a for a in cycle_status(session, cycle)["addresses"]}  # `roundtable status`
+    assert shown["cochair.undp@example.org"]["bounce"] == "bouncing" and shown["m4@example.org"]["away"]
 
     # The secretariat is told once per address and state, even when the bounce comes again.
     reports = [r for r in rows(session, kind="failure_report")]
@@ -235,6 +238,8 @@ def test_cli_on_a_simulated_cycle(tmp_path, monkeypatch):
 
     runner = CliRunner()
     out, mails = simulated_call_round(tmp_path)
+    mails_to = {7: email.message_from_bytes(mails["7.host"]).get_payload()[1].get_payload()[1]["Final-Recipient"]
+                .split(";")[1].strip()}
     folder = tmp_path / "Maildir"
     for sub in ("new", "cur", "tmp"):
         (folder / sub).mkdir(parents=True)
@@ -259,8 +264,11 @@ def test_cli_on_a_simulated_cycle(tmp_path, monkeypatch):
     assert "is not the ATTENDEE" in reasons["5.host"] and "over the 10 MB" in reasons["huge.eml"]
     assert "not a regular file" in reasons["zero"]
 
-    again = runner.invoke(app, ["rsvp", "ingest", str(folder), "--json", "--now", "2019-11-05T12:00"])
-    assert json.loads(again.stdout)["recorded"] == {"suggestion": 0, "comment": 0, "rsvp": 0}
+    again = runner.invoke(app, ["rsvp", "ingest", str(folder), "/dev/zero", "--json", "--now", "2019-11-05T12:00"])
+    again = json.loads(again.stdout)  # `rsvp ingest` is an alias: the same mails are not handled twice
+    assert again["recorded"] == {"suggestion": 0, "comment": 0, "rsvp": 0} and len(again["ignored"]) == 9
+    status = runner.invoke(app, ["status"])
+    assert f"address {mails_to[7]}: bouncing 5.1.1" in status.output, status.output
     from models.db import make_engine
 
     with Session(make_engine(f"sqlite:///{out / 'roundtable.db'}")) as s:

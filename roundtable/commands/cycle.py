@@ -183,6 +183,9 @@ def register(root: typer.Typer) -> None:
                 console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
             if any(s["rsvp"].values()):
                 console.print("      coming: " + ", ".join(f"{k.lower()} {len(v)}" for k, v in s["rsvp"].items()))
+        for a in status["addresses"]:  # what mail came back about (mail fetch / mail ingest)
+            what = f"{a['bounce']} {a['status']} {a['detail']}".strip() if a["bounce"] else f"away: {a['away_subject']}"
+            console.print(f"  address {a['email']}: {what}", markup=False)
 
     @root.command("preview")
     def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),
