@@ -138,18 +138,20 @@ def _classify(session: Session, inbound: Inbound, row: InboundMail, now: datetim
     try:
         if inbound.report:
             return _bounce(session, inbound, now, config)
+        # A meeting reply before the auto-reply test (calendar servers may mark their replies automatic);
+        # a calendar part that is no REPLY (an .ics the sender attached) leaves the mail a plain reply.
+        replies = replies_in_message(inbound.message, source) if has_calendar(inbound.message) else []
+        if any(not reply.problem for reply in replies):
+            return _rsvp(session, inbound, row, now, replies)
         if inbound.auto_reply:
             return _away(session, inbound, now)
-        if inbound.message is not None and has_calendar(inbound.message):
-            return _rsvp(session, inbound, row, now, source)
         return _reply(session, inbound, row, now, config)
     except _Refused as refused:
         return Outcome("needs_attention" if refused.folder == NEEDS_ATTENTION else "ignored", refused.reason,
                        refused.folder)
 
 
-def _rsvp(session: Session, inbound: Inbound, row: InboundMail, now: datetime, source: str) -> Outcome:
-    replies = replies_in_message(inbound.message, source)
+def _rsvp(session: Session, inbound: Inbound, row: InboundMail, now: datetime, replies: list) -> Outcome:
     if len({(r.uid, r.attendee_email) for r in replies}) > 1:  # several events or people in one mail
         raise _Refused(f"one mail answers for {len(replies)} ATTENDEEs or events; a reply may answer only "
                        f"for its sender", PROCESSED)

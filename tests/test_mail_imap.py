@@ -18,9 +18,8 @@ from models.settings import Settings, get_settings
 from models.tables import InboundMail, Response
 from tests import dovecot
 from tests import mail_shapes as shapes
-from tests.engine_helpers import seed_people, start_gswg
-from tests.test_mail_in import CONFIG, MEETING_UID, OPENED, READ_AT, REPLIES, original, simulated_call_round
-from flows.tick import tick
+from tests.test_mail_in import (CONFIG, MEETING_UID, READ_AT, REPLIES, live, original,  # noqa: F401 - live is a fixture
+                                simulated_call_round)
 
 
 @pytest.fixture(scope="session")
@@ -77,17 +76,8 @@ def folders(server) -> dict[str, int]:
         return {name: imap.folder_status(name, ["MESSAGES"])[b"MESSAGES"] for _f, _s, name in imap.list_folders()}
 
 
-@pytest.fixture
-def live(engine):
-    with Session(engine, expire_on_commit=False) as session:
-        seed_people(session)
-        cycle = start_gswg(session)
-        tick(session, OPENED, CONFIG)
-        yield engine, session
-
-
 def test_fetch_files_each_message_once(mailbox, live):
-    engine, session = live
+    engine, session, _cycle = live
     call = original(session, "call_for_suggestions", "call", "m1@example.org")
     reply = shapes.gmail_reply(call, "m1@example.org", "ຂໍສະເໜີ ເພີ່ມ ການຝຶກອົບຮົມ.")  # To: its reply address
     first = deliver(mailbox, reply, reply,  # the same mail delivered twice
@@ -112,7 +102,7 @@ def test_fetch_files_each_message_once(mailbox, live):
 
 
 def test_a_crash_between_recording_and_moving_records_nothing_twice(mailbox, live):
-    engine, session = live
+    engine, session, _cycle = live
     call = original(session, "call_for_suggestions", "call", "m1@example.org")
     first = deliver(mailbox, shapes.thunderbird_reply(call, "m1@example.org", "Legal aid clinics."))
 

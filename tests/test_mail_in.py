@@ -275,3 +275,29 @@ def test_cli_on_a_simulated_cycle(tmp_path, monkeypatch):
         kinds = sorted(r.kind for r in s.exec(select(Response)).all())
         assert kinds == ["rsvp", "suggestion", "suggestion", "suggestion"]
         assert s.exec(select(Cycle)).one().state == "live"
+
+
+def test_a_reply_to_the_comment_call_is_a_comment_and_a_calendar_attachment_does_not_make_it_an_rsvp(live):
+    engine, session, cycle = live
+    comments = step(session, cycle, "comment_round")
+    comments.state = "open"
+    m1 = session.exec(select(Member).where(Member.email == "m1@example.org")).one()
+    session.add(Notification(key="test/comment_call", cycle_id=cycle.id, step_id=comments.id,
+                             step_key="comment_round", member_id=m1.id, recipient=m1.email, kind="call",
+                             state="sent", due_at=OPENED, created_at=OPENED, message_id="<draft@gswg.example.org>",
+                             subject="Draft plan"))
+    session.commit()
+    reply = shapes.outlook_reply(shapes.Original("<draft@gswg.example.org>", "Draft plan"), "ສົມໃຈ ວົງສາ <m1@example.org>",
+                                 "ກິດຈະກຳ 3 ຄວນເລີ່ມໃນໄຕມາດ 2.")
+    # the sender attached the deadline event (METHOD:PUBLISH) they had received
+    publish = ("BEGIN:VCALENDAR\r\nMETHOD:PUBLISH\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTAMP:20191104T023000Z\r\n"
+               "END:VEVENT\r\nEND:VCALENDAR\r\n")
+    reply = reply.replace(b"--o0--", b"--o0\r\nContent-Type: text/calendar; method=PUBLISH; charset=utf-8\r\n\r\n"
+                          + publish.encode() + b"\r\n--o0--")
+    with Session(engine) as s:
+        outcome = handle(s, reply, READ_AT, MAIL, source="comment.eml")
+        s.commit()
+    assert outcome.outcome == "comment", outcome
+    session.expire_all()
+    comment = session.exec(select(Response).where(Response.kind == "comment")).one()
+    assert comment.body == "ກິດຈະກຳ 3 ຄວນເລີ່ມໃນໄຕມາດ 2." and comment.member_id == m1.id
