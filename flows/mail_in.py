@@ -305,6 +305,15 @@ def bouncing_addresses(session: Session) -> set[str]:
     return set(session.exec(select(AddressStatus.email).where(AddressStatus.bounce == "bouncing")).all())
 
 
+def clear_address(session: Session, address: str) -> bool:
+    """The secretariat says the address works again (or the member is back): mail goes to it again."""
+    status = session.exec(select(AddressStatus).where(AddressStatus.email == address.strip().lower())).first()
+    if status is None:
+        return False
+    session.delete(status)
+    return True
+
+
 def address_problems(session: Session) -> list[dict]:
     """For `status` and the desk: every address that bounces, is deferred, or is away."""
     rows = session.exec(select(AddressStatus).where((AddressStatus.bounce != "") | AddressStatus.away)

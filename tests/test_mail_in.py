@@ -269,6 +269,9 @@ def test_cli_on_a_simulated_cycle(tmp_path, monkeypatch):
     assert again["recorded"] == {"suggestion": 0, "comment": 0, "rsvp": 0} and len(again["ignored"]) == 9
     status = runner.invoke(app, ["status"])
     assert f"address {mails_to[7]}: bouncing 5.1.1" in status.output, status.output
+    assert runner.invoke(app, ["mail", "clear", mails_to[7].upper()]).exit_code == 0
+    assert mails_to[7] not in runner.invoke(app, ["status"]).output
+    assert runner.invoke(app, ["mail", "clear", "nobody@example.org"]).exit_code == 2
     from models.db import make_engine
 
     with Session(make_engine(f"sqlite:///{out / 'roundtable.db'}")) as s:

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from flows.mail_in import MailConfig, fetch_once, ingest_paths
+from flows.mail_in import MailConfig, clear_address, fetch_once, ingest_paths
+from models.db import session_scope
 from roundtable.commands.common import console, database, fail, settings
 from roundtable.commands.cycle import _now
 
@@ -66,3 +67,13 @@ def fetch(
             fail(f"IMAP {escape(s.imap_host)}: {escape(str(exc))}")
         raise
     _print(summary, as_json)
+
+
+@app.command("clear")
+def clear(address: str = typer.Argument(..., help="The address that bounced or was away.")) -> None:
+    """Forget that ADDRESS bounced or was away (it works again): mail goes to it again."""
+    with session_scope(database()) as session:
+        found = clear_address(session, address)
+    if not found:
+        fail(f"nothing is known about {escape(address)}")
+    console.print(f"{address}: mail goes to it again", markup=False)
