@@ -408,6 +408,8 @@ def fetch_once(engine: Engine, settings, now: datetime, *, move=None) -> dict:
     """Read every message in the folder once: handle it, commit, then move it to Processed or
     Needs attention. Returns the summary dict (`serve` calls this every minute).
     `move(client, uid, folder)` is replaceable for tests that crash between recording and moving."""
+    if not settings.imap_host:  # no mailbox configured: nothing to read (serve may call this regardless)
+        return Summary().as_dict()
     config = MailConfig.from_settings(settings)
     folder = settings.imap_folder or "INBOX"
     mailbox = f"imap://{settings.imap_user}@{settings.imap_host}:{settings.imap_port}/{folder}"

@@ -100,3 +100,21 @@ def test_big_files_and_devices_are_not_read(tmp_path):
     assert read_limited(small) == b"x" * 100
     assert MAX_BYTES == 10 * 1024 * 1024
     assert os.path.getsize(big) > MAX_BYTES
+
+
+def test_outlook_html_only_reply_and_an_unknown_charset_label():
+    html = ("<html><body><div dir='ltr'>ຂໍເພີ່ມ ກິດຈະກຳ ຢູ່ ແຂວງ ຫຼວງພະບາງ</div><div id='appendonsend'></div>"
+            "<hr><div id='divRplyFwdMsg'><b>From:</b> GSWG<br><b>Sent:</b> Monday</div>"
+            f"<div>{shapes.QUOTED_LO}</div></body></html>")
+    raw = ("From: m1@example.org\r\nSubject: RE: Call\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/html; charset=\"x-windows-lao\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           + html).encode("utf-8")
+    assert parse(raw).text == "ຂໍເພີ່ມ ກິດຈະກຳ ຢູ່ ແຂວງ ຫຼວງພະບາງ"
+
+
+def test_fetch_once_without_a_mailbox_reads_nothing():
+    from flows.mail_in import fetch_once
+    from models.settings import Settings
+
+    assert fetch_once(None, Settings(), None) == {"recorded": {"suggestion": 0, "comment": 0, "rsvp": 0},
+                                                   "ignored": [], "bounces": 0, "away": 0, "needs_attention": 0}
