@@ -197,6 +197,13 @@ def test_a_reply_to_an_approval_request_decides_nothing(live):
     kept = session.exec(select(InboundMail).where(InboundMail.outcome == "approval_reply")).one()
     assert kept.text == "I approve. ອະນຸມັດ." and kept.member_id == chair.id
     assert session.exec(select(Response).where(Response.member_id == chair.id)).all() == []
+    tick(session, READ_AT + timedelta(minutes=1), CONFIG)  # the next tick sends it, with the chair's own link
+    session.expire_all()
+    sent_again = session.get(Notification, again[0].id)
+    assert sent_again.state == "ready", sent_again.last_error
+    assert b"/action/approve." in payload_of(session, sent_again.id).replace(b"=\r\n", b"") or \
+        "/action/approve." in email.message_from_bytes(payload_of(session, sent_again.id), policy=email.policy.default
+                                                       ).get_body(("plain",)).get_content()
 
 
 def simulated_call_round(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
