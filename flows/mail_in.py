@@ -355,6 +355,26 @@ def _cut(text: str, limit: int) -> str:
 # -- files and Maildirs ----------------------------------------------------------------------------
 
 
+def _handle_apart(engine: Engine, raw: bytes, now: datetime, config: MailConfig, **where) -> Outcome:
+    """`handle` in a transaction of its own. A mail that makes it fail is remembered as needing
+    attention (so it is moved, not retried forever) and never stops the mails after it."""
+    try:
+        with Session(engine) as session:
+            outcome = handle(session, raw, now, config, **where)
+            session.commit()
+            return outcome
+    except Exception as exc:  # noqa: BLE001 - one bad mail must not block the mailbox
+        outcome = Outcome("needs_attention", f"could not be handled: {type(exc).__name__}: {str(exc)[:200]}",
+                          NEEDS_ATTENTION)
+        with Session(engine) as session:
+            session.add(InboundMail(key="sha256:" + hashlib.sha256(raw).hexdigest(), source=where["source"],
+                                    mailbox=where.get("mailbox", ""), uidvalidity=where.get("uidvalidity"),
+                                    uid=where.get("uid"), outcome=outcome.outcome, reason=outcome.reason,
+                                    folder=outcome.folder, received_at=now))
+            session.commit()
+        return outcome
+
+
 def message_files(paths: Sequence[Path]) -> Iterator[Path]:
     """Every mail in `paths`: files as given, a Maildir's new/ and cur/, a folder's .eml files."""
     for path in map(Path, paths):
@@ -378,10 +398,7 @@ def ingest_paths(engine: Engine, paths: Sequence[Path], now: datetime, config: M
         except (TooLarge, OSError) as exc:
             summary.add(where, Outcome("ignored", f"skipped: {exc.strerror if isinstance(exc, OSError) else exc}"))
             continue
-        with Session(engine) as session:
-            outcome = handle(session, raw, now, config, source=str(path))
-            session.commit()
-        summary.add(where, outcome)
+        summary.add(where, _handle_apart(engine, raw, now, config, source=str(path)))
     return summary
 
 
@@ -431,10 +448,8 @@ def fetch_once(engine: Engine, settings, now: datetime, *, move=None) -> dict:
                                   NEEDS_ATTENTION)
             else:
                 raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]", b"")
-                with Session(engine) as session:
-                    outcome = handle(session, raw, now, config, source=f"uid {uid}", mailbox=mailbox,
-                                     uidvalidity=uidvalidity, uid=uid)
-                    session.commit()
+                outcome = _handle_apart(engine, raw, now, config, source=f"uid {uid}", mailbox=mailbox,
+                                        uidvalidity=uidvalidity, uid=uid)
             summary.add(where, outcome)
             (move or _move)(client, uid, outcome.folder)
             _mark_moved(engine, mailbox, uidvalidity, uid)

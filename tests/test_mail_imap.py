@@ -156,3 +156,24 @@ def test_fetch_with_a_wrong_password_is_one_clear_line(mailbox, monkeypatch):
     result = CliRunner().invoke(app, ["mail", "fetch"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "IMAP 127.0.0.1" in result.output and "wrong" not in result.output
+
+
+def test_a_mail_that_breaks_the_handling_is_filed_for_a_person_and_the_rest_go_on(mailbox, live, monkeypatch):
+    engine, session, _cycle = live
+    import flows.mail_in
+
+    call = original(session, "call_for_suggestions", "call", "m1@example.org")
+    first = deliver(mailbox, shapes.unrelated(), shapes.gmail_reply(call, "m1@example.org", "ຂໍສະເໜີ"))
+    real = flows.mail_in._reply
+
+    def fragile(session, inbound, row, now, config):
+        if "Lunch" in inbound.subject:
+            raise ValueError("a bug met a strange mail")
+        return real(session, inbound, row, now, config)
+
+    monkeypatch.setattr(flows.mail_in, "_reply", fragile)
+    summary = fetch_once(engine, settings_for(mailbox), READ_AT)
+    assert summary["recorded"]["suggestion"] == 1 and summary["needs_attention"] == 1
+    assert summary["ignored"] == [{"uid": first, "reason": "could not be handled: ValueError: a bug met a strange mail"}]
+    assert folders(mailbox) == {"INBOX": 0, PROCESSED: 1, NEEDS_ATTENTION: 1}
+    assert fetch_once(engine, settings_for(mailbox), READ_AT)["ignored"] == []
