@@ -413,9 +413,10 @@ def _connect(settings):
 
     tls = str(getattr(settings.imap_tls, "value", settings.imap_tls))
     port = settings.imap_port or (993 if tls == "ssl" else 143)
-    client = IMAPClient(settings.imap_host, port=port, ssl=tls == "ssl", timeout=30)
+    context = ssl.create_default_context(cafile=str(settings.imap_ca_file) if settings.imap_ca_file else None)
+    client = IMAPClient(settings.imap_host, port=port, ssl=tls == "ssl", ssl_context=context, timeout=30)
     if tls == "starttls":
-        client.starttls(ssl.create_default_context())
+        client.starttls(context)
     password = settings.imap_password.get_secret_value() if settings.imap_password else ""
     client.login(settings.imap_user or "", password)
     return client

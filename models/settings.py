@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     imap_password: SecretStr | None = None
     imap_tls: SmtpTls = SmtpTls.none
     imap_folder: str = "INBOX"
+    imap_ca_file: Path | None = None  # certificates to trust besides the system's (a self-signed server)
 
     @field_validator("timezone")
     @classmethod

@@ -1,7 +1,7 @@
 """A throwaway Dovecot IMAP server on loopback (Debian's dovecot-imapd), for the tests of `mail fetch`.
 
 Started as root with a configuration of its own in a temporary folder (DESIGN §4): Maildir storage,
-a passwd-file with one user, no TLS, plain logins allowed. Stopped by killing its master process.
+a passwd-file with one user, a self-signed certificate (STARTTLS and IMAPS), plain logins allowed. Stopped by killing its master process.
 """
 
 import os
@@ -20,9 +20,15 @@ USER, PASSWORD = "replies", "secret"
 @dataclass
 class Dovecot:
     base: Path
-    port: int
+    port: int  # plain IMAP, STARTTLS offered
+    tls_port: int  # IMAP over TLS
     user: str = USER
     password: str = PASSWORD
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate of the server, for a client to trust."""
+        return self.base / "cert.pem"
 
     @property
     def maildir(self) -> Path:
@@ -60,8 +66,34 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _self_signed(base: Path) -> None:
+    """A certificate for 127.0.0.1 (cryptography comes with Prefect; no openssl binary needed)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    (base / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (base / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    os.chmod(base / "key.pem", 0o600)
+
+
 def start(base: Path) -> Dovecot:
-    port = _free_port()
+    port, tls_port = _free_port(), _free_port()
+    _self_signed(base)
     run, mail = base / "run", base / "mail"
     run.mkdir(parents=True)
     (mail / USER).mkdir(parents=True)
@@ -72,7 +104,9 @@ listen = 127.0.0.1
 base_dir = {run}
 state_dir = {base / 'state'}
 log_path = {base / 'dovecot.log'}
-ssl = no
+ssl = yes
+ssl_cert = <{base / 'cert.pem'}
+ssl_key = <{base / 'key.pem'}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
@@ -94,7 +128,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -111,7 +147,7 @@ service imap-login {{
     # The master forks into the background and its children keep the standard streams: no pipes here.
     subprocess.run([DOVECOT, "-c", str(base / "dovecot.conf")], check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-    server = Dovecot(base, port)
+    server = Dovecot(base, port, tls_port)
     for _ in range(100):  # the master answers within a fraction of a second
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:

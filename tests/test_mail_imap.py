@@ -4,6 +4,7 @@ Processed or Needs attention, nothing recorded twice after a crash between recor
 import json
 import os
 import shutil
+import ssl
 import tempfile
 from pathlib import Path
 
@@ -177,3 +178,16 @@ def test_a_mail_that_breaks_the_handling_is_filed_for_a_person_and_the_rest_go_o
     assert summary["ignored"] == [{"uid": first, "reason": "could not be handled: ValueError: a bug met a strange mail"}]
     assert folders(mailbox) == {"INBOX": 0, PROCESSED: 1, NEEDS_ATTENTION: 1}
     assert fetch_once(engine, settings_for(mailbox), READ_AT)["ignored"] == []
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_fetch_over_tls(mailbox, live, tls):
+    engine, session, _cycle = live
+    call = original(session, "call_for_suggestions", "call", "m2@example.org")
+    deliver(mailbox, shapes.outlook_reply(call, "m2@example.org", "ປັບປຸງ ລະບົບ."))
+    port = mailbox.tls_port if tls == "ssl" else mailbox.port
+    settings = settings_for(mailbox, imap_tls=tls, imap_ca_file=mailbox.ca_file).model_copy(update={"imap_port": port})
+    assert fetch_once(engine, settings, READ_AT)["recorded"]["suggestion"] == 1
+    untrusted = settings.model_copy(update={"imap_ca_file": None})  # a certificate nobody vouches for: refused
+    with pytest.raises(ssl.SSLCertVerificationError):
+        fetch_once(engine, untrusted, READ_AT)
