@@ -78,6 +78,7 @@ class CycleState:
     sender: str = DEFAULT_SENDER
     base_url: str = "http://127.0.0.1:8000"
     secret: str = ""
+    reply_address: str | None = None  # the mailbox replies come back to (ROUNDTABLE_REPLY_ADDRESS)
     _steps: dict[str, Step] = field(default_factory=dict)
     _people: dict[tuple, list[Addressee]] = field(default_factory=dict)
     _memo: dict[tuple, Any] = field(default_factory=dict)

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from flows.mail_in import address_problems
 from flows.state import CycleState
 from flows.steps import handler_for
 from models.tables import Cycle, Notification
@@ -34,7 +35,8 @@ def cycle_status(session: Session, cycle: Cycle) -> dict:
     return {"cycle": {"id": cycle.id, "group": cs.group.code, "year": cycle.year, "state": cycle.state,
                       "plan_revision": cycle.plan_revision,
                       "anchors": {k: _iso(v, cs) for k, v in cs.anchors.items()}},
-            "steps": steps, "messages": sent}
+            "steps": steps, "messages": sent,
+            "addresses": address_problems(session)}  # bouncing / deferred / away (flows/mail_in.py)
 
 
 def preview(session: Session, cycle: Cycle, now: datetime) -> list[dict]:

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from flows.cycle import schedule
 from flows.messages import prepare
+from flows.mail_in import bouncing_addresses
 from flows.state import FINISHED, CycleState, DueRow, outbox_key
 from flows.steps import handler_for
 from models.tables import Cycle, Member, Notification, Step
@@ -45,6 +46,7 @@ class EngineConfig:
     sender: str = "Roundtable <roundtable@localhost>"
     base_url: str = "http://127.0.0.1:8000"
     secret: str = ""
+    reply_address: str | None = None  # ROUNDTABLE_REPLY_ADDRESS: Reply-To replies+<token>@…, invitations' ORGANIZER
 
 
 def tick(session: Session, now: datetime, config: EngineConfig | None = None) -> TickReport:
@@ -65,7 +67,7 @@ def tick(session: Session, now: datetime, config: EngineConfig | None = None) ->
             steps[step.cycle_id][step.key] = step
     for cycle in cycles:
         cs = states[cycle.id] = CycleState(session, cycle, config.sender, config.base_url, config.secret,
-                                           _steps=steps[cycle.id])
+                                           config.reply_address, _steps=steps[cycle.id])
         _advance_cycle(cs, now, report)
     session.flush()
     _prepare_due(session, now, states, config, report)
@@ -170,6 +172,7 @@ class _Batch:
 def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState], config: EngineConfig,
                  report: TickReport) -> None:
     last_id = 0
+    bouncing = bouncing_addresses(session)  # no mail to an address that bounces hard (flows/mail_in.py)
     while rows := _due_rows(session, now, last_id):
         last_id = rows[-1].id
         # The batch's recipients in one query (the rendering asks for each by primary key); held here
@@ -181,8 +184,11 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
         for row in rows:
             cs = states.get(row.cycle_id) or states.setdefault(
                 row.cycle_id, CycleState(session, session.get(Cycle, row.cycle_id), config.sender,
-                                         config.base_url, config.secret))
+                                         config.base_url, config.secret, config.reply_address))
             step = session.get(Step, row.step_id)
+            if row.recipient.lower() in bouncing:
+                _drop(row, "skipped", f"{row.recipient} bounces (see `status`); fix it in the roster", report, batch)
+                continue
             if not handler_for(step.kind).relevant(cs, step, row):
                 _drop(row, "skipped", "no longer needed when its moment came", report, batch)
                 continue

@@ -44,13 +44,22 @@ class Settings(BaseSettings):
     secret_file: Path = default_secret_file()
     timezone: str = "Asia/Vientiane"
     outbox_dir: Path = Path("outbox")
+    # Answers by mail: Reply-To replies+<token>@ this mailbox, and the ORGANIZER of invitations.
+    reply_address: str | None = None
+    imap_host: str | None = None
+    imap_port: int = 0  # 0: 993 with ssl, else 143
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_tls: SmtpTls = SmtpTls.none
+    imap_folder: str = "INBOX"
+    imap_ca_file: Path | None = None  # certificates to trust besides the system's (a self-signed server)
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return known_zone(value)
 
-    @field_validator("smtp_host")
+    @field_validator("smtp_host", "imap_host", "reply_address")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -123,7 +123,8 @@ def build_message(rendered: Rendered, *, sender: str, to: list[str], cc: Sequenc
     if cc:
         head.append(_address_header("Cc", cc))
     if reply_to:
-        head.append(_header("Reply-To", reply_to))
+        # a list: with a reply mailbox each message has its own address (too many to remember in SMTP)
+        head.append(_address_header("Reply-To", [a.strip() for a in reply_to.split(",")]))
     head += [_subject_header(rendered.subject), _date_header(format_datetime(date)),
              _message_id_header(message_id)]
     if auto_submitted:

@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from roundtable.commands import calendar, cycle, groups, init, roster, rsvp, simulate, timeline
+from roundtable.commands import calendar, cycle, groups, init, mail, roster, rsvp, simulate, timeline
 
 app = typer.Typer(
     help="Roundtable: the annual planning cycle of a sector working group (Lao PDR Round Table Process).",
@@ -16,7 +16,8 @@ app = typer.Typer(
 app.add_typer(roster.app, name="roster", help="Check and import member rosters (CSV or XLSX).")
 app.add_typer(groups.app, name="groups", help="Load working groups from YAML.")
 app.add_typer(calendar.app, name="calendar", help="Calendar feeds (.ics).")
-app.add_typer(rsvp.app, name="rsvp", help="Meeting replies (iTIP REPLY).")
+app.add_typer(rsvp.app, name="rsvp", help="Meeting replies (an alias of `mail ingest`).")
+app.add_typer(mail.app, name="mail", help="Answers by mail: fetch from IMAP, ingest files and Maildirs.")
 app.add_typer(cycle.app, name="cycle", help="Start a cycle, move its anchors.")
 init.register(app)
 cycle.register(app)

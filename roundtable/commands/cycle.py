@@ -53,7 +53,7 @@ def engine_config() -> EngineConfig:
     secret = s.resolved_secret_key()
     if not secret:
         fail("no secret key for signed links: run `roundtable init` first (or set ROUNDTABLE_SECRET_KEY)")
-    return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret)
+    return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret, reply_address=s.reply_address)
 
 
 def tick_summary(summary: dict) -> str:
@@ -184,6 +184,9 @@ def register(root: typer.Typer) -> None:
                 console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
             if any(s["rsvp"].values()):
                 console.print("      coming: " + ", ".join(f"{k.lower()} {len(v)}" for k, v in s["rsvp"].items()))
+        for a in status["addresses"]:  # what mail came back about (mail fetch / mail ingest)
+            what = f"{a['bounce']} {a['status']} {a['detail']}".strip() if a["bounce"] else f"away: {a['away_subject']}"
+            console.print(f"  address {a['email']}: {what}", markup=False)
 
     @root.command("preview")
     def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),
