@@ -131,7 +131,7 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
             return pages.PURPOSES[action.purpose].show(session, action, csrf.issue(token), query)
 
     def answer(token: str, form: dict, files: dict) -> Response:
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             try:
                 action = resolve(session, token)
             except LinkRefused as refused:
