@@ -14,11 +14,13 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import defer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from flows.answers import AnswerRefused
 from models.db import make_engine
+from models.definition import CycleDefinition, StepDef
 from models.settings import get_settings
 from models.tables import Cycle, Document, Member, Step, WorkingGroup
 from notifications.links import ActionLinkError, verify_action
@@ -48,6 +50,11 @@ class Action:
     now: datetime
     sender: str
     base_url: str
+    definition: StepDef  # the step's part of the cycle's definition
+
+    @property
+    def zone(self) -> str:
+        return self.group.timezone
 
     @property
     def bi(self) -> Bi:
@@ -91,6 +98,20 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     clock = clock or (lambda: datetime.now(timezone.utc))
     sender, base_url = sender or settings.sender, (base_url or settings.base_url).rstrip("/")
     csrf = Csrf(secret)
+    # A cycle's definition is a snapshot taken when it started: parsed once per cycle, not per request.
+    definitions: dict[int, CycleDefinition] = {}
+    # SQLite has one writer and a page is a few milliseconds of Python: run it on the event loop (no
+    # thread hand-offs, no writers waiting on each other's locks); other databases use the thread pool.
+    inline = engine.dialect.name == "sqlite"
+
+    def definition_of(session: Session, cycle: Cycle) -> CycleDefinition:
+        if cycle.id not in definitions:
+            snapshot = session.get(Cycle, cycle.id).definition  # the deferred column, loaded once
+            definitions[cycle.id] = CycleDefinition.model_validate(snapshot)
+        return definitions[cycle.id]
+
+    async def call(fn, *args):
+        return fn(*args) if inline else await run_in_threadpool(fn, *args)
     app = FastAPI(title="Roundtable", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(Guard)
     redact_access_log()
@@ -109,14 +130,15 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
             raise LinkRefused("invalid")
         if step.kind not in pages.PURPOSES[purpose].kinds:
             raise LinkRefused("wrong-purpose")
-        cycle = session.get(Cycle, step.cycle_id)
+        cycle = session.get(Cycle, step.cycle_id, options=[defer(Cycle.definition)])
         closed = step.closed_at if step.state in ("closed", "done", "skipped") else None
         if cycle.state == "cancelled" or step.state == "skipped" or (closed and now > closed + grace):
             raise LinkRefused("expired", 410)
         if purpose == "approve" and claims["revision"] != cycle.plan_revision:
             raise LinkRefused("voided", 410)
         return Action(token, purpose, claims["revision"], member, step, cycle,
-                      session.get(WorkingGroup, cycle.group_id), now, sender, base_url)
+                      session.get(WorkingGroup, cycle.group_id), now, sender, base_url,
+                      definition_of(session, cycle).step(step.key))
 
     def refused_page(code: str, status: int) -> HTMLResponse:
         return page("refused.html.j2", {"bi": Bi(), "code": code, "problem": pages.LINK_PROBLEMS[code]},
@@ -152,8 +174,8 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         return RedirectResponse(f"/action/{quote(token)}?done={done}", status_code=303)
 
     @app.get("/action/{token}")
-    def action_page(token: str, request: Request) -> Response:
-        return show(token, dict(request.query_params))
+    async def action_page(token: str, request: Request) -> Response:
+        return await call(show, token, dict(request.query_params))
 
     @app.post("/action/{token}")
     async def action_post(token: str, request: Request) -> Response:
@@ -168,7 +190,7 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
             if not isinstance(value, str):
                 files[key] = (value.filename or "", await value.read())
         await data.close()
-        return await run_in_threadpool(answer, token, form, files)
+        return await call(answer, token, form, files)
 
     @app.get("/action/{token}/file/{document_id}")
     def download(token: str, document_id: int) -> Response:

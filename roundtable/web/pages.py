@@ -65,6 +65,8 @@ DONE = {  # ?done= code -> (Lao, English); fixed texts, never echoed from the UR
 }
 PARTSTATS = {"ACCEPTED": ("ເຂົ້າຮ່ວມ", "Accept"), "TENTATIVE": ("ອາດຈະເຂົ້າຮ່ວມ", "Tentative"),
              "DECLINED": ("ບໍ່ເຂົ້າຮ່ວມ", "Decline")}
+STATES = {"planned": ("ຍັງບໍ່ເປີດ", "not open yet"), "open": ("ເປີດຢູ່", "open"), "closed": ("ປິດແລ້ວ", "closed"),
+          "done": ("ສໍາເລັດ", "done"), "skipped": ("ຂ້າມ", "skipped")}
 MONTHS = [(1, "ມັງກອນ", "January"), (2, "ກຸມພາ", "February"), (3, "ມີນາ", "March"), (4, "ເມສາ", "April"),
           (5, "ພຶດສະພາ", "May"), (6, "ມິຖຸນາ", "June"), (7, "ກໍລະກົດ", "July"), (8, "ສິງຫາ", "August"),
           (9, "ກັນຍາ", "September"), (10, "ຕຸລາ", "October"), (11, "ພະຈິກ", "November"), (12, "ທັນວາ", "December")]
@@ -81,12 +83,11 @@ class Purpose:
 
 
 def _context(session: Session, action, csrf: str, query: dict, refused: AnswerRefused | None) -> dict:
-    cs = CycleState(session, action.cycle)
-    definition = cs.step_def(action.step.key)
+    definition = action.definition
     done = DONE.get(query.get("done", ""))
     return {
-        "bi": action.bi, "action": action, "member": action.member, "group": action.group, "cs": cs,
-        "zone": cs.zone.key, "step": action.step, "title": (definition.title_lo, definition.title_en),
+        "bi": action.bi, "action": action, "member": action.member, "group": action.group,
+        "zone": action.zone, "step": action.step, "title": (definition.title_lo, definition.title_en),
         "definition": definition, "csrf": csrf, "url": action.url, "done": done,
         "refused": (REFUSALS.get(refused.code, REFUSALS["invalid"]), refused.message) if refused else None,
         "late": bool(action.step.due_at and action.now > action.step.due_at),
@@ -180,8 +181,7 @@ def _editing(session, action, kind, query) -> Response | None:
 
 
 def answer_respond(session, action, form, files):
-    comment = CycleState(session, action.cycle).step_def(action.step.key).response == "comment"
-    if comment:
+    if action.definition.response == "comment":
         answers.record_comment(**_args(session, action), body=form.get("body", ""), activity=form.get("activity", ""),
                                comment_id=_id(form))
         return "saved", "comment"
@@ -304,7 +304,7 @@ def show_documents(session, action, csrf, query, refused=None):
 
 def show_status(session, action, csrf, query, refused=None):
     ctx = _context(session, action, csrf, query, refused)
-    cs, step = ctx["cs"], action.step
+    cs, step = CycleState(session, action.cycle), action.step
     handler = handler_for(step.kind)
     expected = handler.expected(cs, step)
     answered = handler.answered(cs, step) & {p.member_id for p in expected}
@@ -312,7 +312,8 @@ def show_status(session, action, csrf, query, refused=None):
     decisions = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
                              .where(Decision.step_id == step.id).order_by(Decision.at, Decision.id)).all()
     ctx.update(expected=len(expected), answered=len(answered), late_people=late, decisions=decisions,
-               rsvp=who_is_coming(session, step.id) if step.starts_at else {}, partstats=PARTSTATS)
+               rsvp=who_is_coming(session, step.id) if step.starts_at else {}, partstats=PARTSTATS,
+               states=STATES)
     return _render("status.html.j2", ctx, refused)
 
 
