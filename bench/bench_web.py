@@ -146,11 +146,15 @@ async def run(base: str, links: list[str], clients: int, gets: int, posts: int) 
     await _phase(base, clients, 2, bare)
     await _phase(base, clients, 2, get_page)
     results = {}
-    for name, request, count in (("bare page GET", bare, gets), ("action page GET", get_page, gets),
-                                 ("suggestion POST", post_suggestion, posts)):
+    phases = (("bare page GET", bare, gets), ("action page GET", get_page, gets), ("suggestion POST", post_suggestion, posts))
+    for name, request, count in phases:
         latencies, seconds, failures = await _phase(base, clients, count, request)
         results[name] = (latencies, seconds, failures)
         log(f"{name}: {len(latencies)} requests in {seconds:.1f}s, {failures} failed")
+    # One client alone: the cost of a request without queueing behind 49 others.
+    for name, request, count in phases:
+        latencies, seconds, failures = await _phase(base, 1, 100, request)
+        results[f"{name}, 1 client"] = (latencies, seconds, failures)
     return results
 
 
@@ -188,14 +192,15 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(20)
-    bare = results["bare page GET"][0]
     rows = []
     for name, (latencies, seconds, failures) in results.items():
+        bare = results["bare page GET" + (", 1 client" if name.endswith("1 client") else "")][0]
         rows.append([name, len(latencies), f"{_pct(latencies, 0.5):.1f}", f"{_pct(latencies, 0.99):.1f}",
                      f"{len(latencies) / seconds:.0f}", failures,
                      f"{_pct(latencies, 0.5) / _pct(bare, 0.5):.1f}×", f"{_pct(latencies, 0.99) / _pct(bare, 0.99):.1f}×"])
     print()
-    print(f"{args.members} members, {args.clients} concurrent clients, SQLite, one uvicorn worker")
+    print(f"{args.members} members, {args.clients} concurrent clients (then 1), SQLite, one uvicorn worker; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table(["request", "n", "p50 ms", "p99 ms", "req/s", "failed", "p50/bare", "p99/bare"], rows))
     get99, post99 = _pct(results["action page GET"][0], 0.99), _pct(results["suggestion POST"][0], 0.99)
     print(f"goal p99 ≤ 100 ms GET: {'met' if get99 <= 100 else 'NOT met'} ({get99:.0f} ms); "

@@ -119,6 +119,9 @@ def test_refusals_get_a_bilingual_page_and_record_nothing(world, client):
     # too large a body is refused before it is read
     big = client.post(url, data={"csrf": csrf, "title": "x" * 70_000})
     assert big.status_code == 413
+    chunked = client.post(url, content=(b"title=" + b"x" * 8192 for _ in range(10)),
+                          headers={"content-type": "application/x-www-form-urlencoded"})
+    assert chunked.status_code == 413
     # a person not in the step's audience (MPI is not asked for suggestions)
     mpi = post(client, world.link("mpi@example.org", "call_for_suggestions", "respond"), op="save", title="x")
     assert mpi.status_code == 409 and "not among the people" in mpi.text
@@ -223,6 +226,7 @@ def test_rsvp_decline_shows_in_status(world, client):
     assert meeting["rsvp"]["DECLINED"] == ["m4@example.org"]
     page = client.get(world.link("head@example.org", "annual_review_meeting", "status"))
     assert 'data-partstat="DECLINED"' in page.text and "m4@example.org" in page.text
+    assert "data-satisfaction" not in page.text  # no survey answers yet
 
 
 def test_survey_once_minutes_upload_checklist_receipt_and_documents(world, client):
@@ -234,6 +238,8 @@ def test_survey_once_minutes_upload_checklist_receipt_and_documents(world, clien
     csrf = csrf_of(client.get(survey).text)
     assert client.post(survey, data={"csrf": csrf, "comment": "ດີ", **scores}).status_code == 200  # redirected
     assert "ທ່ານໄດ້ຕອບແບບສອບຖາມນີ້ແລ້ວ" in client.get(survey).text
+    status_page = client.get(world.link("head@example.org", "annual_review_meeting", "status")).text
+    assert 'data-satisfaction="80"' in status_page  # overall 4 of 5, as the seed's table reports it
     again = client.post(survey, data={"csrf": csrf, **scores})  # the same form sent twice
     assert again.status_code == 409
 

@@ -26,7 +26,7 @@ from models.tables import Cycle, Document, Member, Step, WorkingGroup
 from notifications.links import ActionLinkError, verify_action
 from roundtable.web import pages
 from roundtable.web.render import Bi, page
-from roundtable.web.security import Csrf, Guard, redact_access_log
+from roundtable.web.security import Csrf, Guard, TooLarge, redact_access_log
 
 STATIC = Path(__file__).with_name("static")
 GRACE = timedelta(days=14)  # a link outlives its step's close by this much (to show what was decided)
@@ -181,6 +181,8 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     async def action_post(token: str, request: Request) -> Response:
         try:
             data = await request.form(max_files=1, max_fields=200)
+        except TooLarge:
+            raise  # the Guard answers 413
         except Exception:  # noqa: BLE001 - a malformed body is the sender's problem, answered plainly
             return refused_page("bad-form", 400)
         form = {key: (data.getlist(key) if key in pages.MULTI else value)
