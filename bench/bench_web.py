@@ -37,6 +37,7 @@ from sqlmodel import Session  # noqa: E402
 from models.db import make_engine, upgrade  # noqa: E402
 from models.tables import Member, Membership, Step, WorkingGroup  # noqa: E402
 from notifications.links import sign_action  # noqa: E402
+from tests.web_helpers import wait_until_serving  # noqa: E402
 
 SECRET = "bench-web-secret"
 NOW = "2019-11-04T10:00:00+07:00"  # the call for suggestions is open
@@ -69,7 +70,7 @@ def served_app():
 
 def build(db_url: str, members: int) -> list[str]:
     """The database: GSWG's seed people plus `members` members, the call open. Returns their links."""
-    from tests.engine_helpers import CONFIG, local, seed_people, start_gswg
+    from tests.engine_helpers import CONFIG, local, seed_people, start_gswg  # the engine tests' GSWG people
     from flows.tick import tick
 
     engine = make_engine(db_url)
@@ -184,12 +185,7 @@ def main() -> None:
                                   env=env, cwd=ROOT)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(400):
-                try:
-                    httpx.get(base + "/bare", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+            wait_until_serving(base + "/bare", seconds=60)
             results = asyncio.run(run(base, links, args.clients, args.gets, args.posts))
         finally:
             server.terminate()

@@ -144,31 +144,34 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         return page("refused.html.j2", {"bi": Bi(), "code": code, "problem": pages.LINK_PROBLEMS[code]},
                     status=status)
 
-    def show(token: str, query: dict) -> Response:
-        with Session(engine) as session:
-            try:
-                action = resolve(session, token)
-            except LinkRefused as refused:
-                return refused_page(refused.code, refused.status)
-            return pages.PURPOSES[action.purpose].show(session, action, csrf.issue(token), query)
-
-    def answer(token: str, form: dict, files: dict) -> Response:
+    def with_action(token: str, then: Callable[[Session, Action], Response]) -> Response:
+        """`then(session, action)` for a link that checks out; the refusal page for one that does not."""
         with Session(engine, expire_on_commit=False) as session:
             try:
                 action = resolve(session, token)
             except LinkRefused as refused:
                 return refused_page(refused.code, refused.status)
-            if not csrf.valid(token, form.get("csrf")):
-                return refused_page("csrf", 403)
-            handler = pages.PURPOSES[action.purpose]
-            if handler.answer is None:
-                return refused_page("read-only", 405)
-            try:
-                done, kind = handler.answer(session, action, form, files)
-                session.commit()
-            except AnswerRefused as refused:
-                session.rollback()
-                return handler.show(session, action, csrf.issue(token), {}, refused=refused)
+            return then(session, action)
+
+    def show(token: str, query: dict) -> Response:
+        return with_action(token, lambda session, action: pages.PURPOSES[action.purpose].show(
+            session, action, csrf.issue(token), query))
+
+    def answer(token: str, form: dict, files: dict) -> Response:
+        return with_action(token, lambda session, action: record(session, action, token, form, files))
+
+    def record(session: Session, action: Action, token: str, form: dict, files: dict) -> Response:
+        if not csrf.valid(token, form.get("csrf")):
+            return refused_page("csrf", 403)
+        handler = pages.PURPOSES[action.purpose]
+        if handler.answer is None:
+            return refused_page("read-only", 405)
+        try:
+            done, kind = handler.answer(session, action, form, files)
+            session.commit()
+        except AnswerRefused as refused:
+            session.rollback()
+            return handler.show(session, action, csrf.issue(token), {}, refused=refused)
         if on_answer is not None:
             on_answer(action.step.id, kind)
         return RedirectResponse(f"/action/{quote(token)}?done={done}", status_code=303)
@@ -196,18 +199,16 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
 
     @app.get("/action/{token}/file/{document_id}")
     def download(token: str, document_id: int) -> Response:
-        with Session(engine) as session:
-            try:
-                action = resolve(session, token)
-            except LinkRefused as refused:
-                return refused_page(refused.code, refused.status)
-            document = session.get(Document, document_id)
-            if document is None or document.cycle_id != action.cycle.id or document.content is None:
-                return refused_page("no-document", 404)
-            name = quote(document.filename or f"document-{document.id}")
-            return Response(document.content, media_type=document.media_type,
-                            headers={"content-disposition": f"attachment; filename*=UTF-8''{name}",
-                                     "cache-control": "no-store"})
+        return with_action(token, lambda session, action: document_file(session, action, document_id))
+
+    def document_file(session: Session, action: Action, document_id: int) -> Response:
+        document = session.get(Document, document_id)
+        if document is None or document.cycle_id != action.cycle.id or document.content is None:
+            return refused_page("no-document", 404)
+        name = quote(document.filename or f"document-{document.id}")
+        return Response(document.content, media_type=document.media_type,
+                        headers={"content-disposition": f"attachment; filename*=UTF-8''{name}",
+                                 "cache-control": "no-store"})
 
     @app.get("/static/style.css")
     def stylesheet() -> FileResponse:
