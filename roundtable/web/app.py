@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import defer
-from sqlmodel import Session
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from flows.answers import AnswerRefused
@@ -125,19 +125,23 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         purpose = ALIASES.get(claims["purpose"], claims["purpose"])
         if purpose not in pages.PURPOSES:
             raise LinkRefused("invalid")
-        member, step = session.get(Member, claims["member_id"]), session.get(Step, claims["step_id"])
-        if member is None or step is None:
+        # The person, the step, its cycle (its big definition left unread) and group: one query.
+        found = session.exec(
+            select(Member, Step, Cycle, WorkingGroup).select_from(Step)
+            .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
+            .join(Member, Member.id == claims["member_id"]).where(Step.id == claims["step_id"])
+            .options(defer(Cycle.definition))).first()
+        if found is None:
             raise LinkRefused("invalid")
+        member, step, cycle, group = found
         if step.kind not in pages.PURPOSES[purpose].kinds:
             raise LinkRefused("wrong-purpose")
-        cycle = session.get(Cycle, step.cycle_id, options=[defer(Cycle.definition)])
         closed = step.closed_at if step.state in ("closed", "done", "skipped") else None
         if cycle.state == "cancelled" or step.state == "skipped" or (closed and now > closed + grace):
             raise LinkRefused("expired", 410)
         if purpose == "approve" and claims["revision"] != cycle.plan_revision:
             raise LinkRefused("voided", 410)
-        return Action(token, purpose, claims["revision"], member, step, cycle,
-                      session.get(WorkingGroup, cycle.group_id), now, sender, base_url,
+        return Action(token, purpose, claims["revision"], member, step, cycle, group, now, sender, base_url,
                       definition_of(session, cycle).step(step.key))
 
     def refused_page(code: str, status: int) -> HTMLResponse:
