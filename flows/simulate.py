@@ -39,7 +39,9 @@ from notifications.transports import FileTransport
 
 MAIL_DIR = "mail"  # under the output folder: every simulated message as an .eml file
 SIM_SENDER = "GSWG Secretariat via Roundtable <roundtable@gswg.example.org>"
-SIM_SECRET = "simulation-only-secret"  # links in simulated mail; never a real deployment's key
+SIM_SECRET = "simulation-only-secret"  # links in simulated mail when no key is configured; never a real key
+SIM_BASE_URL = "http://127.0.0.1:8000"  # where `roundtable web` serves by default
+SECRET_FILE = "secret_key"  # DIR/secret_key: the simulation key, which `roundtable web` reads beside the database
 # Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
 ENGINE_REACTS_TO = ("decision", "revision", "checklist", "receipt")
 RECORDERS = {"suggestion": answers.record_suggestion, "comment": answers.record_comment,
@@ -176,18 +178,22 @@ def _next_moment(session: Session, cycle_ids: list[int], now: datetime,
 
 def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int, anchors: dict[str, datetime],
              out_dir: Path, *, respond_rate: float = 0.6, seed: int = 1, until: datetime | None = None,
-             definition_path: str = "", progress: Callable[[str], None] = lambda _m: None) -> SimulationResult:
+             definition_path: str = "", progress: Callable[[str], None] = lambda _m: None,
+             secret: str | None = None, base_url: str = SIM_BASE_URL) -> SimulationResult:
     """One cycle (the CLI's `simulate` and `demo`)."""
     return simulate_cycles([definition], roster, groups, year, anchors, out_dir, respond_rate=respond_rate,
-                           seed=seed, until=until, definition_paths=[definition_path], progress=progress)
+                           seed=seed, until=until, definition_paths=[definition_path], progress=progress,
+                           secret=secret, base_url=base_url)
 
 
 def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Path, year: int,
                     anchors: dict[str, datetime], out_dir: Path, *, respond_rate: float = 0.6, seed: int = 1,
                     until: datetime | None = None, definition_paths: list[str] | None = None,
-                    progress: Callable[[str], None] = lambda _m: None) -> SimulationResult:
+                    progress: Callable[[str], None] = lambda _m: None, secret: str | None = None,
+                    base_url: str = SIM_BASE_URL) -> SimulationResult:
     """Several cycles (one per definition, each for its own group) on one database and one virtual clock,
-    as one deployment runs them: every tick advances all live cycles, one outbox delivers for all."""
+    as one deployment runs them: every tick advances all live cycles, one outbox delivers for all.
+    Links are signed for `base_url` with `secret` (None: a simulation key, written to DIR/secret_key)."""
     if not definitions:
         raise ValueError("simulate_cycles needs at least one cycle definition")
     paths = list(definition_paths or [""] * len(definitions))
@@ -198,7 +204,13 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
     shutil.rmtree(out_dir / MAIL_DIR, ignore_errors=True)
     engine = make_engine(f"sqlite:///{out_dir / 'roundtable.db'}")
     upgrade(engine)
-    config = EngineConfig(sender=SIM_SENDER, base_url="https://roundtable.gswg.example.org", secret=SIM_SECRET)
+    if secret is None:  # links signed with a key written beside the database, so `roundtable web` serves them
+        secret = SIM_SECRET
+        (out_dir / SECRET_FILE).write_text(secret + "\n", encoding="utf-8")
+        (out_dir / SECRET_FILE).chmod(0o600)
+    else:  # the configured key: `roundtable web` uses it too; it is never copied into DIR
+        (out_dir / SECRET_FILE).unlink(missing_ok=True)
+    config = EngineConfig(sender=SIM_SENDER, base_url=base_url, secret=secret)
     timelines = [compute_timeline(definition, year, anchors) for definition in definitions]
     launch = min(step.first_moment for timeline in timelines for step in timeline) - timedelta(days=1)
     zone = timelines[0][0].opens_at.tzinfo

@@ -1,6 +1,5 @@
 """`roundtable simulate` and `roundtable demo`: a whole cycle in simulated time."""
 
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -11,7 +10,7 @@ from calendars.timeline import compute_timeline
 from flows.simulate import simulate as run_simulation
 from models.groups import InputFileError
 from models.roster import RosterInvalid
-from roundtable.commands.common import console, fail, progress, settings
+from roundtable.commands.common import console, fail, local_moment, progress, settings
 from roundtable.commands.cycle import _anchors, _definition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +27,7 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
     parsed = _definition(definition)
     anchors = _anchors(parsed, anchor)
     zone = ZoneInfo(settings().timezone)
-    stop = None
-    if until:
-        try:
-            stop = datetime.fromisoformat(until)
-        except ValueError:
-            fail(f"--until {until!r} is not an ISO 8601 date-time")
-        stop = stop.replace(tzinfo=zone) if stop.tzinfo is None else stop
+    stop = local_moment(until, "--until") if until else None
     timeline = compute_timeline(parsed, year, anchors, timezone=zone.key)
     console.print(f"Timeline of {parsed.title_en} — plan {year}")
     for step in timeline:
@@ -42,7 +35,8 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
                       f"due {step.due_at:%Y-%m-%d %H:%M %z}  {step.title_lo}")
     try:
         result = run_simulation(parsed, roster, groups, year, anchors, out, respond_rate=respond_rate, seed=seed,
-                                until=stop, definition_path=str(definition), progress=progress)
+                                until=stop, definition_path=str(definition), progress=progress,
+                                secret=settings().resolved_secret_key(), base_url=settings().base_url)
     except (ValueError, RosterInvalid, InputFileError) as exc:  # a roster or groups file the importer refused
         fail(str(exc))
     console.print(f"\n{result.messages} messages in {out / 'messages.jsonl'} and {out / 'mail'}/ "
@@ -51,6 +45,8 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
     for (step, kind), count in sorted(result.by_step_kind.items()):
         console.print(f"  {step:<24} {kind:<18} {count}")
     console.print("Answers: " + ", ".join(f"{k} {v}" for k, v in sorted(result.answers.items())))
+    console.print(f"Links point to {settings().base_url}: serve them with "
+                  f"ROUNDTABLE_DATABASE_URL=sqlite:///{out / 'roundtable.db'} roundtable web")
     console.print("Decisions:")
     for d in result.decisions:
         console.print(f"  {d['at']}  {d['member']}: {d['decision']} (revision {d['revision']})")
