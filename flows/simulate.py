@@ -33,7 +33,7 @@ from models.db import make_engine, upgrade
 from models.definition import CycleDefinition
 from models.groups import load_groups
 from models.roster import import_roster
-from models.tables import Cycle, Decision, Member, Notification, Response, Step
+from models.tables import Cycle, Decision, Member, Notification, Response, Step, WorkingGroup
 from notifications.outbox import SentRow, deliver_due
 from notifications.transports import FileTransport
 
@@ -231,9 +231,11 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
         agents = _Agents(session, random.Random(seed), respond_rate, BusinessCalendar())
         transport = FileTransport(out_dir / MAIL_DIR)
         now = launch
-        # Held for the whole run: the tick and the agents then find the steps in the session (this session
-        # is their only writer, and it never expires them).
+        # Held for the whole run: the tick, the agents and the answers module then find the steps and the
+        # groups in the session (its identity map keeps only what someone refers to; this session is their
+        # only writer, and it never expires them).
         held_steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()  # noqa: F841
+        held_groups = session.exec(select(WorkingGroup)).all()  # noqa: F841
         with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as log:
             while True:
                 moment, ready_at = _next_moment(session, cycle_ids, now, agents)
