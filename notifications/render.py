@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 
 KINDS = ("call", "reminder", "digest", "invite", "update", "cancel", "agenda", "minutes_due", "survey",
          "task", "approval_request", "decision_notice", "revision_request", "escalation", "submission",
-         "failure_report")
+         "failure_report", "step_blocked")
 
 DEFAULT_TZ = "Asia/Vientiane"
 TEMPLATES_DIR = Path(__file__).with_name("templates")

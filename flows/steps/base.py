@@ -35,6 +35,10 @@ class StepHandler:
 
     # ------------------------------------------------------------ answers
     def expected(self, cs: CycleState, step: Step, dated: DatedStep | None = None) -> list[Addressee]:
+        if dated is None and step.state == "open" and cs.now is not None:
+            # issue 14: an open step's audience is taken on the day it is asked about (the tick's day), so
+            # someone removed is no longer expected and a new chair is.
+            return cs.audience_of(cs.step_def(step.key), cs.now)
         dated = dated or cs.timeline[step.key]
         return cs.audience_of(cs.step_def(step.key), dated.opens_at or dated.starts_at)
 

@@ -4,7 +4,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from calendars.rsvp import ingest_replies, read_replies
 from models.db import session_scope
@@ -21,7 +20,7 @@ def ingest(
     Ignored replies do not fail the run (exit 0); a missing PATH does (exit 2, nothing written)."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        fail(f"no such file or folder: {escape(', '.join(missing))}; nothing written")
+        fail(f"no such file or folder: {', '.join(missing)}; nothing written")
     replies = read_replies(paths)
     now = datetime.now(timezone.utc)  # the CLI is the edge: the only place that reads the clock
     with session_scope(database()) as session:
