@@ -7,7 +7,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from calendars.rsvp import who_is_coming
-from flows.state import CycleState
+from flows.state import FINISHED, CycleState
 from flows.steps import handler_for
 from flows.steps.approval import ApprovalHandler
 from models.tables import Cycle, Decision, Member, Notification
@@ -72,5 +72,10 @@ def preview(session: Session, cycle: Cycle, now: datetime) -> list[dict]:
         folding[(step_key, member_id)].append(kind)
     for (step_key, _member), kinds in folding.items():
         counted[(now, step_key, "digest" if len(kinds) > 1 else kinds[0])] += 1
+    # Reminders of a step that is over (or will be closed by the tick at `now`) are skipped, not sent.
+    over = {s.key for s in cs.steps() if s.state in FINISHED
+            or (handler_for(s.kind).closes_at_due and s.due_at is not None and s.due_at <= now)}
+    counted = {key: count for key, count in counted.items()
+               if not (key[2] in ("reminder", "digest") and key[1] in over and key[0] <= now)}
     return [{"at": _iso(at, cs), "step": step_key, "kind": kind, "recipients": count}
             for (at, step_key, kind), count in sorted(counted.items())]

@@ -99,7 +99,7 @@ _VARIANTS = {
                             "title_lo": "ສົ່ງແຜນວຽກປະຈຳປີ", "title_en": "Submission of the annual work plan"},
                    "extra": {"documents": ["GSWG_work_plan_2020.docx"]}},
     "step_blocked": {"recipient": _SECRETARIAT, "step": _APPROVAL_STEP, "link": None, "extra": {
-        "reason": "nobody holds chair or co-chair in GSWG on 2020-02-24: there is nobody to ask for approval",
+        "reason": "nobody holds chair or co-chair in GSWG: there is nobody to ask for approval",
         "since": datetime(2020, 2, 24, 9, 0, tzinfo=VIENTIANE)}},
     "failure_report": {"recipient": _SECRETARIAT, "link": None, "extra": {"failures": [
         {"recipient": "nobody@example.org", "kind": "call", "subject": "[GSWG] ຂໍຄໍາເຫັນ — Call for input",

@@ -55,8 +55,8 @@ class ApprovalHandler(StepHandler):
         if not self.expected(cs, step):  # issue 14: nobody to ask; the tick blocks this step, not every cycle
             audience = cs.step_def(step.key).audience
             raise StepBlocked(f"nobody holds {' or '.join(audience.roles)} in "
-                              f"{', '.join(audience.groups or cs.group_codes)} on {now.astimezone(cs.zone).date()}: "
-                              "there is nobody to ask for approval (import a roster with a chair)")
+                              f"{', '.join(audience.groups or cs.group_codes)}: there is nobody to ask for approval "
+                              "(import a roster with a chair)")
         revision = cs.cycle.plan_revision
         secretariat = cs.secretariat(now)
         urgent = [Planned("decision_notice", f"d{d.id}", now, secretariat, revision) for d in self.decisions(cs, step)]
