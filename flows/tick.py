@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, or_, text, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
@@ -32,6 +33,8 @@ from notifications.outbox import enqueue, store_payloads
 from notifications.render import render_message
 
 log = logging.getLogger("roundtable.tick")
+# Errors of the database itself, not of one step's data: they end the tick (and roll it back) as before.
+_DATABASE_TROUBLE = (OperationalError, InterfaceError)
 
 BATCH = 500
 
@@ -133,6 +136,8 @@ def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:
     try:
         with session.begin_nested():
             cs.timeline  # noqa: B018 - a snapshot or anchors that no longer compute block the cycle, not the tick
+    except _DATABASE_TROUBLE:
+        raise
     except Exception as exc:  # noqa: BLE001
         unfinished = [step for step in cs.steps() if step.state not in FINISHED]
         if unfinished:
@@ -154,6 +159,8 @@ def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:
                     # a window shifted (late predecessor, revised plan): the deadline in calendars follows
                     sync_calendar_entries(cs, step, _dated_as_is(cs, step), now)
                 session.flush()
+        except _DATABASE_TROUBLE:
+            raise  # not this step's data: the database itself (down, read-only, locked)
         except Exception as exc:  # noqa: BLE001 - bad data in one step must not stop the others
             _block(cs, step, exc, now, report)
             continue
@@ -237,8 +244,9 @@ def _block(cs: CycleState, step: Step, exc: BaseException, now: datetime, report
            prefix: str = "") -> None:
     """Mark the step blocked with its reason; the secretariat hears of each new reason once."""
     reason = (prefix + _reason(exc))[:500]
-    if not isinstance(exc, StepBlocked):
-        log.exception("step %s of cycle %s blocked", step.key, cs.cycle.id)
+    # A warning, not a traceback (the CLI prints warnings); the details for whoever turns on debug logging.
+    log.warning("step %s of cycle %s blocked: %s", step.key, cs.cycle.id, reason)
+    log.debug("why step %s is blocked", step.key, exc_info=exc)
     report.blocked.append(f"{cs.group.code}/{step.key}: {reason}")
     known = step.data.get("blocked") or {}
     if known.get("reason") == reason:
@@ -247,8 +255,10 @@ def _block(cs: CycleState, step: Step, exc: BaseException, now: datetime, report
     try:
         with cs.session.begin_nested():
             _tell_secretariat(cs, step, reason, now)
-    except Exception:  # noqa: BLE001 - the step stays marked blocked; status shows it
-        log.exception("could not tell the secretariat that step %s is blocked", step.key)
+    except _DATABASE_TROUBLE:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the step stays marked blocked; status shows it
+        log.warning("could not tell the secretariat that step %s is blocked: %s", step.key, _reason(exc))
 
 
 def _tell_secretariat(cs: CycleState, step: Step, reason: str, now: datetime) -> None:
@@ -348,6 +358,8 @@ def _prepare_due(session: Session, now: datetime, states: dict[int, CycleState],
                 with session.begin_nested():  # a step whose messages cannot be decided blocks only itself
                     _decide(cs, step, step_rows, now, report, part)
                     session.flush()  # what rendering changed through the ORM (documents)
+            except _DATABASE_TROUBLE:
+                raise
             except Exception as exc:  # noqa: BLE001
                 _restore_counts(report, counts)
                 _block(cs, step, exc, now, report)  # its rows stay scheduled: tried again next tick
