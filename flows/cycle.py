@@ -331,26 +331,23 @@ def reopen_step(session: Session, cycle: Cycle, step_key: str, now: datetime, *,
     if step.state not in FINISHED:
         raise CycleError(f"step {step_key!r} is {step.state}: only a closed, held, approved or dropped step reopens"
                          + ("" if due is None else " (to move an open step's deadline, move its anchor)"))
-    dated = cs.timeline[step.key]
-    if step.starts_at:  # a meeting: its times come from its anchor
+    dated = cs.timeline[step.key]  # today's anchors: they may have moved while the step was closed
+    if step.kind == "meeting":  # its times come from its anchor
         if due is not None:
             raise CycleError(f"{step_key} is a meeting: its times follow its anchor (roundtable cycle anchor), "
                              "not --due")
-        due = step.ends_at
-        state = "open" if step.opens_at and step.opens_at <= now else "planned"
+        due = dated.due_at
+        state = "open" if dated.opens_at and dated.opens_at <= now else "planned"
+        if state == "planned":
+            step.opens_at = dated.opens_at
     else:
         due = due or step.due_at
         if due is None or due <= now:
             raise CycleError(f"{step_key}'s deadline has passed: give a new one with --due DATE")
         dated = _with_due(dated, due)
         state = "open"
-    restored = []
-    if step.outcome in ("dropped", "cancelled"):  # its calendar entries come back, announced as an update
-        for entry in session.exec(select(CalendarEntry).where(CalendarEntry.step_id == step.id)).all():
-            entry.cancelled, entry.sequence, entry.updated_at = False, entry.sequence + 1, now
-            if entry.kind == "meeting":
-                restored.append(entry)
     step.state, step.closed_at, step.outcome, step.due_at = state, None, "", due
+    step.starts_at, step.ends_at = dated.starts_at, dated.ends_at
     if state == "open" and step.opened_at is None:
         step.opened_at = now
     step.data.pop("blocked", None)
@@ -366,11 +363,18 @@ def reopen_step(session: Session, cycle: Cycle, step_key: str, now: datetime, *,
             revived += 1
     revived += reschedule(cs, step, plans)
     revived += schedule(cs, step, [p for p in plans if p.due_at > now], now)
-    sync_calendar_entries(cs, step, replace(dated, opens_at=step.opens_at, due_at=due), now)
+    # A dropped step's calendar entries come back; a meeting invitees had (cancelled, or at other times)
+    # is announced again as an update at a new SEQUENCE.
+    entries = session.exec(select(CalendarEntry).where(CalendarEntry.step_id == step.id)).all()
+    restored = [entry for entry in entries if entry.cancelled]
     for entry in restored:
-        people = _invitees(session, step)
-        _supersede(session, step, ("update", "cancel"), f"superseded by SEQUENCE {entry.sequence}")
-        revived += schedule(cs, step, [Planned("update", f"s{entry.sequence}", now, people, entry.sequence)], now)
+        entry.cancelled, entry.sequence, entry.updated_at = False, entry.sequence + 1, now
+    changed = sync_calendar_entries(cs, step, replace(dated, opens_at=step.opens_at, due_at=due), now)
+    meeting = next((entry for entry in entries if entry.kind == "meeting"), None)
+    if meeting is not None and (changed is not None or meeting in restored) and _invited(session, step):
+        _supersede(session, step, ("update", "cancel"), f"superseded by SEQUENCE {meeting.sequence}")
+        revived += schedule(cs, step, [Planned("update", f"s{meeting.sequence}", now, _invitees(session, step),
+                                               meeting.sequence)], now)
     return {"state": state, "due_at": _local_iso(cs, due), "replanned": revived}
 
 
