@@ -376,7 +376,14 @@ def _decide(cs: CycleState, step: Step, rows: list[DueRow], now: datetime, repor
     stale_groups: dict[tuple, list[DueRow]] = defaultdict(list)
     handler = handler_for(step.kind)
     stale_after = timedelta(hours=cs.definition.defaults.stale_after_hours)
+    invited = _invited_members(cs, step) if any(row.kind == "update" for row in rows) else set()
     for row in rows:
+        if row.kind == "update" and row.member_id not in invited:
+            # Their invitation has not gone yet (a joiner's goes now): it carries the latest times and SEQUENCE,
+            # and an update besides would be the same REQUEST twice.
+            _drop(row, "skipped", "no invitation went to them before: the invitation carries the change",
+                  report, batch)
+            continue
         if not _still_addressed(cs, step, row, now):
             _drop(row, "skipped", f"not in the audience on {now.astimezone(cs.zone).date()}", report, batch)
             continue
@@ -392,6 +399,13 @@ def _decide(cs: CycleState, step: Step, rows: list[DueRow], now: datetime, repor
             _render(cs, step, row, now, report, batch)
     for group in stale_groups.values():
         _fold(cs, group, now, report, batch)
+
+
+def _invited_members(cs: CycleState, step: Step) -> set[int]:
+    """Members whose invitation to the step's meeting was rendered or sent in an earlier tick."""
+    return set(cs.session.exec(select(Notification.member_id).where(
+        Notification.step_id == step.id, Notification.kind == "invite",
+        Notification.state.in_(("ready", "sending", "sent")))).all())
 
 
 def _counts(report: TickReport) -> tuple:

@@ -74,7 +74,7 @@ class Operator:
 
     def _move(self) -> None:
         key = self.rng.choice(tuple(DEFAULTS))
-        moment = DEFAULTS[key] + timedelta(days=self.rng.randint(-25, 25))
+        moment = DEFAULTS[key] + timedelta(days=self.rng.randint(-10, 25))  # later, mostly: postponements
         if self.rng.random() < 0.1:
             moment = moment.replace(year=self.rng.choice((1800, 2018, 2031)))
         force = self.rng.random() < 0.3
