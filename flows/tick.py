@@ -376,8 +376,15 @@ def _decide(cs: CycleState, step: Step, rows: list[DueRow], now: datetime, repor
     stale_groups: dict[tuple, list[DueRow]] = defaultdict(list)
     handler = handler_for(step.kind)
     stale_after = timedelta(hours=cs.definition.defaults.stale_after_hours)
-    invited = _invited_members(cs, step) if any(row.kind == "update" for row in rows) else set()
+    updates = [row for row in rows if row.kind == "update"]
+    invited = _invited_members(cs, step) if updates else set()
+    latest = {}  # one update per person per tick, the latest SEQUENCE (slot s<SEQUENCE>)
+    for row in sorted(updates, key=lambda r: int(r.slot[1:] or 0) if r.slot[1:].isdigit() else 0):
+        latest[row.member_id] = row.id
     for row in rows:
+        if row.kind == "update" and latest.get(row.member_id) != row.id:
+            _drop(row, "skipped", "superseded by a later update in the same tick", report, batch)
+            continue
         if row.kind == "update" and row.member_id not in invited:
             # Their invitation has not gone yet (a joiner's goes now): it carries the latest times and SEQUENCE,
             # and an update besides would be the same REQUEST twice.
