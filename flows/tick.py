@@ -24,9 +24,10 @@ from flows.cycle import schedule, sync_calendar_entries
 from flows.messages import prepare
 from flows.state import FINISHED, CycleState, DueRow, Planned, StepBlocked, outbox_key
 from flows.steps import handler_for
+from flows.steps.base import StepHandler
 from models.audience import Addressee
 from models.settings import MOMENT_YEARS
-from models.tables import Cycle, Member, Notification, Step
+from models.tables import Cycle, Member, Membership, Notification, Step
 from models.types import utcnow_aware
 from notifications.compose import build_message, message_id_for
 from notifications.outbox import enqueue, store_payloads
@@ -79,10 +80,11 @@ def tick(session: Session, now: datetime, config: EngineConfig | None = None) ->
         for step in session.exec(select(Step).where(Step.cycle_id.in_([c.id for c in cycles]))
                                  .order_by(Step.cycle_id, Step.position)).all():
             steps[step.cycle_id][step.key] = step
+    roster_mark = _roster_mark(session) if cycles else []
     for cycle in cycles:
         cs = states[cycle.id] = CycleState(session, cycle, config.sender, config.base_url, config.secret,
                                            now=now, _steps=steps[cycle.id])
-        _advance_cycle(cs, now, report)
+        _advance_cycle(cs, now, report, roster_mark)
     session.flush()
     _prepare_due(session, now, states, config, report)
     session.commit()
@@ -131,30 +133,30 @@ def _predecessors_finished(session: Session, step: Step, finished: set[tuple[int
     return all((step.cycle_id, key) in finished for key in after)
 
 
-def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:
+def _advance_cycle(cs: CycleState, now: datetime, report: TickReport, roster_mark: list) -> None:
     session = cs.session
     try:
-        with session.begin_nested():
-            cs.timeline  # noqa: B018 - a snapshot or anchors that no longer compute block the cycle, not the tick
-    except _DATABASE_TROUBLE:
-        raise
+        cs.timeline  # noqa: B018 - a snapshot or anchors that no longer compute block the cycle, not the tick
     except Exception as exc:  # noqa: BLE001
         unfinished = [step for step in cs.steps() if step.state not in FINISHED]
         if unfinished:
             _block(cs, unfinished[0], exc, now, report, prefix="the cycle's dates cannot be computed: ")
         return
+    # Who holds which role, and on which day: when neither changed, nobody joined an open step's audience.
+    mark = [*roster_mark, now.astimezone(cs.zone).date().isoformat()]
     for step in cs.steps():
         before = step.state
-        if before in FINISHED or (before == "planned" and (step.opens_at is None or step.opens_at > now)):
-            continue  # nothing can happen to it now: no savepoint needed
+        if _idle(step, now, mark):
+            continue  # nothing can happen to it now: no savepoint (an idle tick stays a few statements)
         times = (step.opens_at, step.due_at)
         try:
             with session.begin_nested():  # one step's failure rolls back only its own changes
                 urgent = handler_for(step.kind).advance(cs, step, now)
                 if urgent:
                     schedule(cs, step, urgent, now)
-                if step.state == "open":
+                if step.state == "open" and step.data.get("audience_mark") != mark:
                     _plan_for_joiners(cs, step, now)
+                    step.data["audience_mark"] = mark
                 if (step.opens_at, step.due_at) != times and step.state not in FINISHED:
                     # a window shifted (late predecessor, revised plan): the deadline in calendars follows
                     sync_calendar_entries(cs, step, _dated_as_is(cs, step), now)
@@ -173,6 +175,27 @@ def _advance_cycle(cs: CycleState, now: datetime, report: TickReport) -> None:
     if all(step.state in FINISHED for step in cs.steps()):
         cs.cycle.state = "finished"
         report.finished_cycles.append(cs.cycle.id)
+
+
+def _idle(step: Step, now: datetime, mark: list) -> bool:
+    """Whether advancing the step now would certainly do nothing: finished; planned and not yet due to open;
+    open, of a kind that only closes at its deadline, before it, with the same roster and day as last seen."""
+    if step.state in FINISHED:
+        return True
+    if step.state == "planned":
+        return step.opens_at is None or step.opens_at > now
+    handler = handler_for(step.kind)
+    return (step.state == "open" and type(handler).advance is StepHandler.advance and handler.closes_at_due
+            and step.due_at is not None and step.due_at > now and not step.data.get("blocked")
+            and step.data.get("audience_mark") == mark)
+
+
+def _roster_mark(session: Session) -> list:
+    """A fingerprint of the memberships (rows, newest, ends and starts): one statement per tick."""
+    table = Membership.__table__
+    row = session.execute(select(func.count(), func.max(table.c.id), func.count(table.c.ends_on),
+                                 func.max(table.c.ends_on), func.max(table.c.starts_on))).one()
+    return [str(value) for value in row]
 
 
 def _dated_as_is(cs: CycleState, step: Step):
