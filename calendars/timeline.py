@@ -6,12 +6,13 @@ from zoneinfo import ZoneInfo
 
 from calendars.business_days import BusinessCalendar
 from models.definition import CycleDefinition, DefinitionError, StepDef, TimeExpr, parse_time_expr
+from models.step_kinds import spec_for
 
 # Planning years the timeline computes (anchors and ten-year offsets stay far inside what datetime holds).
 PLANNING_YEARS = range(1990, 2101)
-# The time of day a field falls on when its expression moves by days and names no `at`.
-_OPENING_FIELDS = ("opens", "agenda_at", "reminders", "escalation.after")
-_CLOSING_FIELDS = ("due", "minutes_due")
+# The time of day a field falls on when its expression moves by days and names no `at`: a deadline
+# (`due`, or a kind's own point ending in `_due`) at the due time; a meeting's start and end keep
+# their reference's time; openings, reminders, escalations and a kind's other points at the opening time.
 
 
 @dataclass
@@ -24,10 +25,9 @@ class DatedStep:
     due_at: datetime | None
     starts_at: datetime | None
     ends_at: datetime | None
-    agenda_at: datetime | None = None
-    minutes_due_at: datetime | None = None
     escalation_at: datetime | None = None
     reminders: list[tuple[str, datetime]] = field(default_factory=list)  # (expression, moment)
+    extra: dict[str, datetime | None] = field(default_factory=dict)  # the kind's own points (a meeting's agenda_at)
 
     @property
     def first_moment(self) -> datetime:
@@ -104,14 +104,16 @@ class _Evaluator:
         return self.memo[node]
 
     def _fallback(self, step: StepDef, point: str) -> datetime | None:
-        """Meetings open when their invites go (default: 10 business days ahead) and close when they end."""
-        if step.kind == "meeting":
-            if point == "opens":
-                start = self.point(step.key, "starts")
-                return self.evaluate(parse_time_expr("starts - 10 business days"), step, "opens") if start else None
-            if point == "due":
-                return self.point(step.key, "ends")
-        return None
+        """A point the step does not set: derived as its kind says (a meeting opens when its invitations go,
+        10 business days ahead, and is due when it ends), if the point it derives from is there."""
+        spec = spec_for(step.kind)
+        text = spec.derived.get(point) or spec.defaults.get(point)
+        if text is None:
+            return None
+        expr = parse_time_expr(text)
+        if expr.point and self.point(expr.ref or step.key, expr.point) is None:
+            return None
+        return self.evaluate(expr, step, point)
 
     def evaluate(self, expr: TimeExpr, owner: StepDef, field_name: str) -> datetime:
         if expr.point is None:
@@ -148,11 +150,11 @@ class _Evaluator:
         if expr.at is not None:
             return expr.at
         root = field_name.split("[")[0]
-        if root in _OPENING_FIELDS:
-            return _hhmm(self.definition.defaults.opens_time)
-        if root in _CLOSING_FIELDS:
+        if root == "due" or root.endswith("_due"):
             return _hhmm(self.definition.defaults.due_time)
-        return base.timetz().replace(tzinfo=None)
+        if root in ("starts", "ends"):
+            return base.timetz().replace(tzinfo=None)
+        return _hhmm(self.definition.defaults.opens_time)
 
     def _index(self, step: StepDef) -> int:
         return self.definition.steps.index(step)
@@ -176,9 +178,7 @@ def compute_timeline(definition: CycleDefinition, year: int, anchors: dict[str, 
     prefix = f"{source}: " if source else ""
     for index, step in enumerate(definition.steps):
         try:
-            points = {p: evaluator.point(step.key, p) for p in ("opens", "due", "starts", "ends")}
-            extra = {name: (evaluator.evaluate(parse_time_expr(getattr(step, name)), step, name)
-                            if getattr(step, name) else None) for name in ("agenda_at", "minutes_due")}
+            points = {p: evaluator.point(step.key, p) for p in spec_for(step.kind).points}
             reminders = [(text, evaluator.evaluate(parse_time_expr(text), step, f"reminders[{i}]"))
                          for i, text in enumerate(step.reminders)]
             escalation = (evaluator.evaluate(parse_time_expr(step.escalation.after), step, "escalation.after")
@@ -193,9 +193,9 @@ def compute_timeline(definition: CycleDefinition, year: int, anchors: dict[str, 
         if points["starts"] and points["ends"] and points["ends"] <= points["starts"]:
             problems.append(f"{where}.ends: the meeting ends ({_show(points['ends'])}) before it starts "
                             f"({_show(points['starts'])}) for planning year {year}")
-        dated.append(DatedStep(step.key, step.kind, step.title_lo, step.title_en, points["opens"], points["due"],
-                               points["starts"], points["ends"], extra["agenda_at"], extra["minutes_due"],
-                               escalation, reminders))
+        dated.append(DatedStep(step.key, step.kind, step.title_lo, step.title_en, points.pop("opens"),
+                               points.pop("due"), points.pop("starts"), points.pop("ends"), escalation, reminders,
+                               extra=points))
     if problems:
         raise DefinitionError(problems)
     return dated

@@ -8,12 +8,13 @@ from sqlmodel import Session, select
 from calendars.business_days import BusinessCalendar
 from calendars.ics import uid_for
 from calendars.timeline import DatedStep, compute_timeline, default_anchors
-from flows.state import FINISHED, CycleState, Planned, outbox_key
+from flows.state import DEFAULT_SENDER, FINISHED, CycleState, Planned, outbox_key
 from flows.steps import handler_for
 from models.audience import Addressee
 from models.definition import CycleDefinition
 from models.tables import CalendarEntry, Cycle, Member, Notification, Step, WorkingGroup
 from models.types import utcnow_aware
+from notifications.kinds import KINDS, kind_of
 from notifications.outbox import enqueue_many
 
 KEYS_PER_QUERY = 500
@@ -47,10 +48,20 @@ def live_cycle(session: Session, group_code: str | None = None, year: int | None
     return session.exec(query.order_by(Cycle.id.desc())).first()
 
 
+def late_policy(definition: CycleDefinition, kind: str) -> str:
+    """What happens to a message of `kind` whose moment passed while the engine was down: the
+    definition's choice, else the kind's own."""
+    return definition.late_policy.get(kind) or kind_of(kind).late_policy
+
+
 def start_cycle(session: Session, definition: CycleDefinition, year: int, anchors: dict[str, datetime],
-                now: datetime, *, definition_path: str = "") -> Cycle:
-    """Create the cycle, its steps and calendar entries, and plan every time-driven message."""
+                now: datetime, *, definition_path: str = "", sender: str = DEFAULT_SENDER) -> Cycle:
+    """Create the cycle, its steps and calendar entries, and plan every time-driven message.
+    Calendar UIDs are made in the `sender`'s domain."""
     now = utcnow_aware(now)
+    unknown = sorted(set(definition.late_policy) - set(KINDS))
+    if unknown:
+        raise CycleError(f"late_policy names unknown message kinds: {', '.join(unknown)} (known: {', '.join(KINDS)})")
     group = session.exec(select(WorkingGroup).where(WorkingGroup.code == definition.group)).first()
     if group is None:
         raise CycleError(f"group {definition.group!r} is not in the database: load it first (roundtable groups load)")
@@ -65,7 +76,7 @@ def start_cycle(session: Session, definition: CycleDefinition, year: int, anchor
                   anchors={k: v.isoformat() for k, v in anchors.items()})
     session.add(cycle)
     session.flush()
-    cs = CycleState(session, cycle)
+    cs = CycleState(session, cycle, sender)
     cycle.anchors = {k: v.isoformat() for k, v in _all_anchors(cs, anchors).items()}
     for position, dated in enumerate(cs.timeline.values()):
         session.add(Step(cycle_id=cycle.id, key=dated.key, kind=dated.kind, position=position,
@@ -94,7 +105,7 @@ def schedule(cs: CycleState, step: Step, plans: list[Planned], now: datetime) ->
     wanted: dict[str, dict] = {}
     for plan in plans:
         common = Notification(cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key, kind=plan.kind,
-                              slot=plan.slot, revision=plan.revision, policy=cs.definition.policy_for(plan.kind),
+                              slot=plan.slot, revision=plan.revision, policy=late_policy(cs.definition, plan.kind),
                               state="scheduled", due_at=plan.due_at, created_at=now)  # the model's defaults
         values = {name: getattr(common, name) for name in _COLUMNS}
         for person in plan.recipients:
@@ -115,14 +126,16 @@ def sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: dat
     Returns the meeting entry when its times changed (it needs an update sent)."""
     changed_meeting = None
     wanted = []
+    parts = (cs.group.code, str(cs.cycle.year), step.key)
     if dated.starts_at:
-        wanted.append(("meeting", uid_for(cs.group.code, str(cs.cycle.year), step.key), dated.starts_at, dated.ends_at))
-    if dated.due_at and step.kind != "meeting":
-        wanted.append(("deadline", uid_for(cs.group.code, str(cs.cycle.year), step.key, "deadline"),
-                       dated.due_at, dated.due_at))
-    for kind, uid, starts, ends in wanted:
-        entry = cs.session.exec(select(CalendarEntry).where(CalendarEntry.uid == uid)).first()
+        wanted.append(("meeting", parts, dated.starts_at, dated.ends_at))
+    if dated.due_at and handler_for(step.kind).has_deadline:
+        wanted.append(("deadline", parts + ("deadline",), dated.due_at, dated.due_at))
+    for kind, uid_parts, starts, ends in wanted:
+        entry = cs.session.exec(select(CalendarEntry).where(CalendarEntry.step_id == step.id,
+                                                            CalendarEntry.kind == kind)).first()
         if entry is None:
+            uid = uid_for(*uid_parts, domain=cs.domain)
             cs.session.add(CalendarEntry(uid=uid, cycle_id=cs.cycle.id, step_id=step.id, kind=kind, sequence=0,
                                          starts_at=starts, ends_at=ends, updated_at=now))
         elif (entry.starts_at, entry.ends_at) != (starts, ends):

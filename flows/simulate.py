@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from calendars.business_days import BusinessCalendar
 from calendars.timeline import compute_timeline
 from flows.cycle import start_cycle
-from flows.state import FINISHED
+from flows.state import FINISHED, CycleState
 from flows.tick import EngineConfig, next_due, tick
 from models.db import make_engine, upgrade
 from models.definition import CycleDefinition
@@ -66,6 +66,7 @@ class _Agents:
         self.queue: list[tuple[datetime, int, Callable[[], None]]] = []
         self.wakes: list[tuple[datetime, int]] = []  # the actions the engine reacts to at once
         self.counter = itertools.count()
+        self.answer_kinds: dict[int, str] = {}
 
     def at(self, moment: datetime, action: Callable[[], None], *, wakes_engine: bool = False) -> None:
         """Plan an action. Most answers (suggestions, comments, RSVPs) change nothing until the engine's
@@ -103,16 +104,16 @@ class _Agents:
     def react(self, row: SentRow, now: datetime, revision: int) -> None:
         step = self.session.get(Step, row.step_id)
         if row.kind == "call" and self.rng.random() < self.respond_rate:
-            kind = "suggestion" if step.key.startswith("call") else "comment"
+            kind = self.answer_kind(step)
             body = self.rng.choice(SUGGESTIONS if kind == "suggestion" else COMMENTS)
             self._answer(step, row.member_id, kind, body, self._between(now, step.due_at))
         elif row.kind == "reminder" and self.rng.random() < self.respond_rate / 2:
-            kind = "suggestion" if step.key.startswith("call") else "comment"
+            kind = self.answer_kind(step)
             self._answer(step, row.member_id, kind, self.rng.choice(SUGGESTIONS), self._between(now, step.due_at))
         elif row.kind == "invite" and self.rng.random() < self.respond_rate:
             partstat = self.rng.choice(("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED"))
             self._answer(step, row.member_id, "rsvp", partstat, self._between(now, step.starts_at))
-        elif row.kind == "task" and step.kind == "review":
+        elif row.kind == "task" and self.answer_kind(step) == "checklist":
             self._answer(step, row.member_id, "checklist", "accepted 14, merged 5, rejected 3",
                          self._between(now, step.due_at), accepted=14, merged=5, rejected=3)
         elif row.kind == "approval_request" and row.revision == revision:
@@ -123,6 +124,13 @@ class _Agents:
             self._answer(step, row.member_id, "revision", "revised plan", at, revision=row.revision + 1)
         elif row.kind == "submission":
             self._answer(step, row.member_id, "receipt", "received", self._between(now, step.due_at))
+
+    def answer_kind(self, step: Step) -> str:
+        """What an answer to the step is called, as its definition (or its kind) says."""
+        if step.id not in self.answer_kinds:
+            cycle = self.session.get(Cycle, step.cycle_id)
+            self.answer_kinds[step.id] = CycleState(self.session, cycle).step_def(step.key).answer_kind()
+        return self.answer_kinds[step.id]
 
     def _decide(self, step: Step, member_id: int, revision: int, at: datetime) -> None:
         # The first draft is sometimes sent back; a revised plan is always approved.
@@ -194,7 +202,7 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
     with Session(engine, expire_on_commit=False) as session:
         load_groups(session, groups)
         import_roster(session, roster, today=launch.date())
-        cycles = [start_cycle(session, definition, year, anchors, launch, definition_path=path)
+        cycles = [start_cycle(session, definition, year, anchors, launch, definition_path=path, sender=SIM_SENDER)
                   for definition, path in zip(definitions, paths)]
         session.commit()
         planned = session.exec(select(func.count()).select_from(Notification)).one()

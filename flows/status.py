@@ -6,11 +6,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from calendars.rsvp import who_is_coming
 from flows.state import FINISHED, CycleState
 from flows.steps import handler_for
-from flows.steps.approval import ApprovalHandler
-from models.tables import Cycle, Decision, Member, Notification
+from models.tables import Cycle, Notification
 
 
 def _iso(moment: datetime | None, cs: CycleState) -> str | None:
@@ -26,19 +24,12 @@ def cycle_status(session: Session, cycle: Cycle, now: datetime | None = None) ->
         handler = handler_for(step.kind)
         expected = handler.expected(cs, step)
         answered = handler.answered(cs, step) & {p.member_id for p in expected}
-        decisions = []
-        if isinstance(handler, ApprovalHandler):
-            rows = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
-                                .where(Decision.step_id == step.id).order_by(Decision.at, Decision.id)).all()
-            decisions = [{"member": m.email, "decision": d.decision, "reason": d.reason,
-                          "at": _iso(d.at, cs), "revision": d.plan_revision} for d, m in rows]
-        coming = who_is_coming(session, step.id) if step.starts_at else {}
         steps.append({
             "key": step.key, "kind": step.kind, "state": step.state, "outcome": step.outcome,
             "opens_at": _iso(step.opens_at, cs), "due_at": _iso(step.due_at, cs),
             "starts_at": _iso(step.starts_at, cs), "ends_at": _iso(step.ends_at, cs),
-            "expected": len(expected), "answered": len(answered), "decisions": decisions,
-            "rsvp": coming, "blocked": step.data.get("blocked"),
+            "expected": len(expected), "answered": len(answered), "decisions": [],
+            **handler.status(cs, step), "blocked": step.data.get("blocked"),
         })
     sent = dict(session.exec(select(Notification.state, func.count()).where(Notification.cycle_id == cycle.id)
                              .group_by(Notification.state)).all())

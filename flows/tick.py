@@ -21,15 +21,16 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
 from flows.cycle import schedule, sync_calendar_entries
-from flows.messages import prepare
+from flows.messages import group_sender, prepare
 from flows.state import FINISHED, CycleState, DueRow, Planned, StepBlocked, outbox_key
 from flows.steps import handler_for
 from flows.steps.base import StepHandler
-from models.audience import Addressee
+from models.audience import ROLE_TITLES, Addressee
 from models.settings import MOMENT_YEARS
 from models.tables import Cycle, Member, Membership, Notification, Step
 from models.types import utcnow_aware
 from notifications.compose import build_message, message_id_for
+from notifications.kinds import kind_of
 from notifications.outbox import enqueue, store_payloads
 from notifications.render import render_message
 
@@ -297,20 +298,25 @@ def _tell_secretariat(cs: CycleState, step: Step, reason: str, now: datetime) ->
     domain = cs.sender.rpartition("@")[2].rstrip(">") or "roundtable.local"
     for person in people:
         key = outbox_key(cs.cycle.id, step.key, "step_blocked", digest, person.member_id, 0)
-        context = {
-            "recipient": {"name": person.name, "email": person.email, "role": person.role,
-                          "role_lo": "ກອງເລຂາ", "role_en": "secretariat", "language": person.language},
+        role_lo, role_en = ROLE_TITLES.get(person.role, ROLE_TITLES["secretariat"])
+        context = {  # the shape flows/messages.py gives every template, without the step's own parts
+            "recipient": {"name": person.name, "name_en": person.name_en or person.name, "email": person.email,
+                          "title_lo": "", "title_en": "", "role": person.role, "role_lo": role_lo,
+                          "role_en": role_en, "show_role_lo": True, "show_role_en": True,
+                          "language": person.language},
             "group": {"code": cs.group.code, "name_lo": cs.group.name_lo, "name_en": cs.group.name_en},
             "year": cs.cycle.year, "tz": cs.group.timezone, "link": None, "agenda": [],
+            "deadline": None, "deadline_event": False, "attachments": [],
             "step": {"key": step.key, "kind": step.kind, "title_lo": titles[0], "title_en": titles[1],
-                     "opens_at": step.opens_at, "due_at": step.due_at, "starts_at": step.starts_at,
-                     "ends_at": step.ends_at, "location": None},
+                     "short_lo": titles[0], "short_en": titles[1], "opens_at": step.opens_at,
+                     "due_at": step.due_at, "starts_at": step.starts_at, "ends_at": step.ends_at,
+                     "location_lo": None, "location_en": None},
             "extra": {"reason": reason, "since": now},
         }
         rendered = render_message("step_blocked", context)
         message_id = message_id_for(key, domain)
-        payload = build_message(rendered, sender=cs.sender, to=[person.email], reply_to=None,
-                                message_id=message_id, auto_submitted=True, date=now)
+        payload = build_message(rendered, sender=group_sender(cs), to=[person.email], reply_to=None,
+                                message_id=message_id, auto_submitted=kind_of("step_blocked").automatic, date=now)
         enqueue(cs.session, key=key, cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key,
                 member_id=person.member_id, recipient=person.email, kind="step_blocked", slot=digest,
                 state="ready", due_at=now, next_attempt_at=now, created_at=now, message_id=message_id,

@@ -19,6 +19,7 @@ class Addressee:
     organisation: str
     role: str  # the highest-ranking of the roles that put them in the audience
     group_code: str
+    name_en: str = ""  # the name in Latin letters, for English text ("" = as `name`)
 
 
 # Lower index = higher rank; used to pick the one role a person is addressed by.
@@ -34,6 +35,21 @@ ROLE_TITLES = {
 }
 
 
+# Courtesy titles as a roster may give them, and how each language writes them: (Lao, English).
+COURTESY_TITLES = {
+    "ທ່ານ": ("ທ່ານ", "Mr"), "ທ່ານນາງ": ("ທ່ານນາງ", "Ms"), "ດຣ.": ("ດຣ.", "Dr"), "ປອ.": ("ປອ.", "Dr"),
+    "mr": ("ທ່ານ", "Mr"), "ms": ("ທ່ານນາງ", "Ms"), "mrs": ("ທ່ານນາງ", "Mrs"), "dr": ("ດຣ.", "Dr"),
+    "prof": ("ສຈ.", "Prof."), "h.e.": ("ທ່ານ", "H.E."),
+}
+
+
+def courtesy_titles(title: str) -> tuple[str, str]:
+    """A roster's title in each language ('Dr' -> ('ດຣ.', 'Dr')); one we do not know is written as given."""
+    title = (title or "").strip()
+    return COURTESY_TITLES.get(title) or COURTESY_TITLES.get(title.lower().rstrip(".")) or COURTESY_TITLES.get(
+        title.lower()) or (title, title)
+
+
 def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str], on: date) -> list[Addressee]:
     """Members holding any of `roles` in any of `group_codes` on day `on`, each once, ordered by email."""
     group_codes, roles = list(group_codes), list(roles)
@@ -42,7 +58,7 @@ def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str],
     # Columns, not Member objects: a step's audience is hundreds of people, asked for at every tick.
     rows = session.exec(
         select(Member.id, Member.name, Member.email, Member.language, Member.organisation, Membership.role,
-               WorkingGroup.code)
+               WorkingGroup.code, Member.name_en)
         .join(Membership, Membership.member_id == Member.id)
         .join(WorkingGroup, WorkingGroup.id == Membership.group_id)
         .where(WorkingGroup.code.in_(group_codes))
@@ -51,8 +67,8 @@ def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str],
         .where(or_(Membership.ends_on.is_(None), Membership.ends_on > on))
     ).all()
     best: dict[int, Addressee] = {}
-    for member_id, name, email, language, organisation, role, code in rows:
+    for member_id, name, email, language, organisation, role, code, name_en in rows:
         current = best.get(member_id)
         if current is None or ROLE_RANK.index(role) < ROLE_RANK.index(current.role):
-            best[member_id] = Addressee(member_id, name, email, language, organisation, role, code)
+            best[member_id] = Addressee(member_id, name, email, language, organisation, role, code, name_en)
     return sorted(best.values(), key=lambda a: a.email)

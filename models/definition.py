@@ -17,9 +17,10 @@ import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from models.tables import ROLES, STEP_KINDS
+from models.step_kinds import CORE_POINTS, spec_for
+from models.tables import ROLES
 
-POINTS = ("opens", "due", "starts", "ends")
+POINTS = CORE_POINTS
 POINT_ALIASES = {"opens": "opens", "closes": "due", "due": "due", "starts": "starts", "ends": "ends"}
 UNITS = {"business day": "bday", "business days": "bday", "day": "day", "days": "day",
          "week": "week", "weeks": "week", "hour": "hour", "hours": "hour"}
@@ -27,13 +28,6 @@ UNITS = {"business day": "bday", "business days": "bday", "day": "day", "days": 
 MAX_OFFSET = {"bday": 2600, "day": 3660, "week": 522, "hour": 87840}
 MAX_STEPS = 100  # a cycle has a handful; the bound keeps dependency walks shallow (they recurse)
 LATE_POLICIES = ("send_late", "skip_if_stale", "fold")
-# What happens to a message whose moment passed while the engine was down.
-DEFAULT_LATE_POLICY = {
-    "call": "send_late", "approval_request": "send_late", "invite": "send_late", "update": "send_late",
-    "cancel": "send_late", "agenda": "send_late", "task": "send_late", "submission": "send_late",
-    "decision_notice": "send_late", "revision_request": "send_late", "minutes_due": "send_late",
-    "survey": "skip_if_stale", "reminder": "fold", "escalation": "skip_if_stale",
-}
 
 
 class DefinitionError(ValueError):
@@ -182,10 +176,19 @@ class AgendaItem(_Strict):
 
 
 class StepDef(_Strict):
+    # A step kind may bring fields of its own (its handler's spec lists them): checked in _fields_for_kind.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     kind: str
-    title_lo: str = Field(min_length=1)
+    title_lo: str = Field(min_length=1)  # the secretariat's name for the step (status, desk, documents)
     title_en: str = Field(min_length=1)
+    # Short titles for subject lines (both languages must fit in ~100 characters); default: the titles.
+    short_title_lo: str = ""
+    short_title_en: str = ""
+    # What a member is asked, in their words ("Suggest activities for the {year} work plan"); {year} is filled in.
+    ask_lo: str = ""
+    ask_en: str = ""
     audience: Audience
     after: list[str] = Field(default_factory=list)  # steps that must be finished before this one opens
     opens: Optional[str] = None
@@ -202,19 +205,19 @@ class StepDef(_Strict):
     agenda_at: Optional[str] = None  # when the agenda goes out
     minutes_due: Optional[str] = None  # secretariat: minutes for the Round Table website
     survey: bool = False  # satisfaction survey after the meeting
+    survey_due: Optional[str] = None  # default: 5 business days after the meeting ends
     attachments: list[str] = Field(default_factory=list)  # document kinds sent with the step's messages
     response: str = ""  # what an answer is called: suggestion, comment, checklist, receipt
 
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        if kind not in STEP_KINDS:
-            raise ValueError(f"unknown step kind {kind!r} (known: {', '.join(STEP_KINDS)})")
+        spec_for(kind)  # the step kinds registered by their handlers
         return kind
 
     def expressions(self) -> dict[str, str]:
         """Field path (relative to the step) -> expression text, for every time in the step."""
-        found = {name: getattr(self, name) for name in ("opens", "due", "starts", "ends", "agenda_at", "minutes_due")}
+        found = {name: getattr(self, name) for name in spec_for(self.kind).points}
         found = {k: v for k, v in found.items() if v is not None}
         found.update({f"reminders[{i}]": r for i, r in enumerate(self.reminders)})
         if self.escalation:
@@ -222,18 +225,24 @@ class StepDef(_Strict):
         return found
 
     @model_validator(mode="after")
-    def _times_for_kind(self):
+    def _fields_for_kind(self):
         # Each message starts with the field it is about: parse_definition moves it into the path.
-        missing = "starts" if self.starts is None else "ends"
-        if self.kind == "meeting" and (self.starts is None or self.ends is None):
-            raise ValueError(f"{missing}: a meeting needs 'starts' and 'ends'")
-        if self.kind != "meeting" and self.due is None:
-            raise ValueError(f"due: a {self.kind} step needs 'due'")
-        if self.kind == "approval" and self.approval is None:
-            object.__setattr__(self, "approval", ApprovalRule())
-        if self.kind != "approval" and self.approval is not None:
-            raise ValueError(f"approval: only applies to approval steps, not to a {self.kind} step")
+        spec = spec_for(self.kind)
+        for name in sorted(self.model_extra or {}):
+            if name not in spec.fields:
+                known = sorted(spec.fields)
+                close = difflib.get_close_matches(name, known, n=1)
+                raise ValueError(f"{name}: unknown field {name!r}" + (
+                    f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"))
+        declared = type(self).model_fields
+        for name in sorted((self.model_fields_set & set(declared)) - spec.fields):
+            if getattr(self, name) != declared[name].get_default(call_default_factory=True):
+                raise ValueError(f"{name}: does not apply to a {self.kind} step")  # a snapshot holds defaults
+        for name in spec.required:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: a {self.kind} step needs '{name}'")
         if (self.starts is None) != (self.ends is None):
+            missing = "starts" if self.starts is None else "ends"
             raise ValueError(f"{missing}: 'starts' and 'ends' go together")
         for name, text in self.expressions().items():
             try:
@@ -241,6 +250,10 @@ class StepDef(_Strict):
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
         return self
+
+    def answer_kind(self) -> str:
+        """What an answer to this step is called (the definition's `response`, else the kind's own)."""
+        return self.response or spec_for(self.kind).answer
 
 
 class Defaults(_Strict):
@@ -262,16 +275,12 @@ class CycleDefinition(_Strict):
     def step(self, key: str) -> StepDef:
         return next(s for s in self.steps if s.key == key)
 
-    def policy_for(self, kind: str) -> str:
-        return self.late_policy.get(kind) or DEFAULT_LATE_POLICY.get(kind, "send_late")
-
 
 # ---------------------------------------------------------------- cross-field checks
 
 def _points_of(step: StepDef) -> set[str]:
-    """The points a step has: the ones it sets, plus a meeting's defaults (opens from starts, due = ends)."""
-    points = {p for p in POINTS if getattr(step, p) is not None}
-    return points | {"opens", "due"} if step.kind == "meeting" else points
+    """The points a step has: the ones it sets, plus those its kind derives (a meeting's opens and due)."""
+    return {p for p in POINTS if getattr(step, p) is not None} | set(spec_for(step.kind).derived)
 
 
 def _reference_problems(definition: CycleDefinition) -> list[tuple[str, str]]:
@@ -317,15 +326,15 @@ def dependencies(definition: CycleDefinition) -> dict[tuple[str, str], set[tuple
     graph: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for step in definition.steps:
         for field in POINTS:
-            text = getattr(step, field)
             node = (step.key, field)
             graph.setdefault(node, set())
+            text = getattr(step, field)
+            if text is None:  # a point the kind derives reads what its expression reads, as in the timeline
+                text = spec_for(step.kind).derived.get(field)
             if text is not None:
                 expr = parse_time_expr(text)
                 if expr.point:
                     graph[node].add((expr.ref or step.key, expr.point))
-            elif step.kind == "meeting" and field in ("opens", "due"):  # the timeline's defaults for meetings
-                graph[node].add((step.key, "starts" if field == "opens" else "ends"))
             if field == "opens":
                 graph[node].update((other, "due") for other in step.after)
     return graph

@@ -1,7 +1,9 @@
 """Member rosters (CSV or XLSX): check every row, then import the whole file or nothing.
 
-The columns are exactly `name, email, organisation, role, group, language`, in any order
-(header names are trimmed and case-insensitive). One row is one person in one group:
+The columns are `name, email, organisation, role, group, language`, and optionally `name_en`
+(the name in Latin letters, for English text) and `title` (ທ່ານ, ທ່ານນາງ, Mr, Ms, Dr …), in any
+order (header names are trimmed and case-insensitive). `name` is the person's name only: never a
+role (the messages add the role). One row is one person in one group:
 `role` may hold several roles separated by `;` (e.g. `mpi-focal;member`); `group` is one
 group code loaded before with `roundtable groups load`; `language` is `lo` or `en`
 (empty means `lo`). Emails are unique within a file.
@@ -30,6 +32,7 @@ from models.groups import InputFileError, control_character, decode_utf8, read_i
 from models.tables import LANGUAGES, ROLES, Member, Membership, WorkingGroup
 
 COLUMNS = ("name", "email", "organisation", "role", "group", "language")
+OPTIONAL_COLUMNS = ("name_en", "title")
 MAX_TEXT = 200
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
@@ -55,6 +58,8 @@ class RosterEntry:
     roles: tuple[str, ...]
     group: str  # group code
     language: str
+    name_en: str = ""
+    title: str = ""
 
 
 @dataclass
@@ -207,9 +212,10 @@ def _header(cells: list[Cell]) -> tuple[dict[str, int], list[RosterProblem]]:
             problems.append(RosterProblem(1, f"column {position} has no name in the header"))
         elif name in index:
             problems.append(RosterProblem(1, f"column {name!r} appears twice"))
-        elif name not in COLUMNS:
+        elif name not in COLUMNS + OPTIONAL_COLUMNS:
             hint = " (columns must be separated by commas)" if ";" in name or "\t" in name else ""
-            problems.append(RosterProblem(1, f"unknown column {name!r}{hint}; expected: {', '.join(COLUMNS)}"))
+            problems.append(RosterProblem(1, f"unknown column {name!r}{hint}; expected: {', '.join(COLUMNS)} "
+                                             f"(optional: {', '.join(OPTIONAL_COLUMNS)})"))
         else:
             index[name] = position - 1
     missing = [name for name in COLUMNS if name not in index]
@@ -231,7 +237,7 @@ def _clean(raw: str, column: str, row: int, problems: list[RosterProblem]) -> st
 def _check_row(row: int, values: dict[str, str], group_codes: set[str]) -> tuple[RosterEntry, list[RosterProblem]]:
     """The row as an entry (usable only when the problem list is empty) and its problems."""
     problems: list[RosterProblem] = []
-    text = {column: _clean(values[column], column, row, problems) for column in COLUMNS}
+    text = {column: _clean(values.get(column, ""), column, row, problems) for column in COLUMNS + OPTIONAL_COLUMNS}
 
     if not text["name"]:
         problems.append(RosterProblem(row, "is empty", "name"))
@@ -263,7 +269,8 @@ def _check_row(row: int, values: dict[str, str], group_codes: set[str]) -> tuple
     if language not in LANGUAGES:
         problems.append(RosterProblem(row, f"unknown language {text['language']!r} (use {' or '.join(LANGUAGES)}; empty means lo)", "language"))
 
-    return RosterEntry(row, text["name"], email, text["organisation"], roles, group, language), problems
+    return RosterEntry(row, text["name"], email, text["organisation"], roles, group, language, text["name_en"],
+                       text["title"]), problems
 
 
 def check_roster(session: Session, path: Path) -> RosterReport:
@@ -371,7 +378,7 @@ def import_roster(session: Session, path: Path, today: date, *, replace: bool = 
     without `replace`, it would end more than MAX_ENDED_WITHOUT_REPLACE memberships or leave a named group
     without a chair or a secretariat.
 
-    Members are matched by email; name, organisation and language are updated.
+    Members are matched by email; name, name_en, title, organisation and language are updated.
 
     Memberships: the file is the truth for the groups it names, as of `today`.
     - a (member, group, role) in the file with an open membership (ends_on None or later
@@ -393,7 +400,8 @@ def import_roster(session: Session, path: Path, today: date, *, replace: bool = 
 
     members = {member.email: member for member in session.exec(select(Member)).all()}
     for entry in report.entries:
-        values = {"name": entry.name, "organisation": entry.organisation, "language": entry.language}
+        values = {"name": entry.name, "name_en": entry.name_en, "title": entry.title,
+                  "organisation": entry.organisation, "language": entry.language}
         member = members.get(entry.email)
         if member is None:
             member = members[entry.email] = Member(email=entry.email, **values)

@@ -13,7 +13,6 @@ from sqlmodel import Field, SQLModel
 from models.types import UTCDateTime
 
 ROLES = ("chair", "co-chair", "secretariat-head", "secretariat", "member", "mpi-focal")
-STEP_KINDS = ("collect", "meeting", "review", "approval", "submit", "task")
 LANGUAGES = ("lo", "en")
 
 
@@ -44,7 +43,9 @@ class WorkingGroup(SQLModel, table=True):
 class Member(SQLModel, table=True):
     __tablename__ = "member"
     id: Optional[int] = Field(default=None, primary_key=True)
-    name: str
+    name: str  # as the person writes it (in Lao for most members); never with a role in it
+    name_en: str = ""  # in Latin letters, for the English part of a message ("" = as `name`)
+    title: str = ""  # courtesy title: ທ່ານ, ທ່ານນາງ, Mr, Ms, Dr …
     email: str = Field(index=True, unique=True, max_length=320)  # stored lower-case
     organisation: str = ""
     language: str = "lo"

@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from models.tables import Notification, NotificationPayload
 from notifications.compose import build_message, message_id_for
+from notifications.kinds import kind_of
 from notifications.render import render_message
 from notifications.transports import PermanentError, Refused, TransientError, Transport
 
@@ -441,17 +442,19 @@ def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Se
     first_context = rows[0].context or {}
     to_name, to_address = parseaddr(secretariat[0])
     context = {
-        "recipient": {"name": to_name or to_address, "email": to_address, "role": "secretariat",
-                      "role_lo": "ກອງເລຂາ", "role_en": "secretariat", "language": "lo"},
+        "recipient": {"name": to_name or to_address, "name_en": to_name or to_address, "email": to_address,
+                      "title_lo": "", "title_en": "", "role": "secretariat", "role_lo": "ກອງເລຂາ",
+                      "role_en": "Secretariat", "show_role_lo": True, "show_role_en": True, "language": "lo"},
         "group": first_context.get("group") or {"code": "Roundtable", "name_lo": "ໂຕະມົນ", "name_en": "Roundtable"},
         "year": first_context.get("year", now.year),
         "step": None, "tz": first_context.get("tz", "Asia/Vientiane"), "link": None, "agenda": [],
+        "deadline": None, "deadline_event": False, "attachments": [],
         "extra": {"failures": [entry for _, entry in delivery.failures]},
     }
     rendered = render_message(FAILURE_REPORT, context)
     message_id = message_id_for(key, parseaddr(sender)[1].rpartition("@")[2] or "localhost")
     payload = build_message(rendered, sender=sender, to=[secretariat[0]], cc=list(secretariat[1:]), reply_to=None,
-                            message_id=message_id, auto_submitted=True, date=now)
+                            message_id=message_id, auto_submitted=kind_of(FAILURE_REPORT).automatic, date=now)
     with Session(engine) as session:
         inserted = enqueue(session, key=key, recipient=to_address, cc=[parseaddr(a)[1] for a in secretariat[1:]],
                            kind=FAILURE_REPORT, state="ready", due_at=now, next_attempt_at=now, created_at=now,

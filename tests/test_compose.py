@@ -7,7 +7,7 @@ from email import policy
 import pytest
 
 from notifications.compose import CalendarPart, build_message, ics_method, message_id_for
-from notifications.render import render_message
+from notifications.render import Rendered, render_message
 from notifications.samples import sample_context
 
 NOW = datetime(2019, 11, 1, 1, 0, tzinfo=timezone.utc)
@@ -179,3 +179,17 @@ def test_action_token_expiry_other_key_and_purpose():
     assert wrong.value.reason == "wrong-purpose"
     with pytest.raises(ValueError, match="secret"):
         sign_action("", member_id=1, step_id=1, purpose="approve")
+
+
+@pytest.mark.parametrize("subject", [
+    "[GSWG] ສະເໜີກິດຈະກຳ ສຳລັບແຜນວຽກປີ 2020 — Suggest activities for the 2020 work plan",
+    "[GSWG] Suggest activities for the 2020 work plan — ສະເໜີກິດຈະກຳ ສຳລັບແຜນວຽກປີ 2020",
+    "[GSWG] Reminder: Comments on the draft plan, 5 days left — ແຈ້ງເຕືອນ: ຄໍາເຫັນຕໍ່ຮ່າງແຜນ, ເຫຼືອ 5 ວັນ",
+    "ລາວ " * 40 + "end",
+])
+def test_a_bilingual_subject_reads_back_with_every_space(subject):
+    raw = build_message(Rendered(subject, "x", "<p>x</p>"), sender="a@example.org", to=["b@example.org"],
+                        reply_to=None, message_id="<m@example.org>", date=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    head = raw.split(b"\r\n\r\n")[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    assert str(email.message_from_bytes(raw, policy=policy.default)["Subject"]) == subject

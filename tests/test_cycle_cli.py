@@ -45,7 +45,7 @@ def test_start_preview_tick_status_and_move(tmp_path):
     mails = sorted(Path("outbox").glob("*.eml"))
     assert len(mails) == 9 + 10  # the call to 9, the meeting invitation (due 30 Oct) to 10
     subjects = {str(message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"]) for p in mails}
-    assert any("ຂໍຄໍາເຫັນ" in s for s in subjects)
+    assert any("ສະເໜີກິດຈະກຳ ສຳລັບແຜນວຽກປີ 2020" in s for s in subjects)
     assert invoke("tick", "--now", "2019-11-01T09:00:00+07:00").exit_code == 0
     assert len(sorted(Path("outbox").glob("*.eml"))) == len(mails)  # the same moment again sends nothing
 

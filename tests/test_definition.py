@@ -106,7 +106,8 @@ def test_a_step_used_as_an_anchor_gets_a_hint(tmp_path):
 
 def test_unknown_kind(tmp_path):
     message = the_problem(write(tmp_path, mutated(lambda d: d["steps"][2].update(kind="reveiw"))), "steps[2].kind")
-    assert message == "unknown step kind 'reveiw' (known: collect, meeting, review, approval, submit, task)"
+    assert message == ("unknown step kind 'reveiw' (did you mean 'review'? "
+                       "known: approval, collect, meeting, review, submit, task)")
 
 
 @pytest.mark.parametrize("where, change", [
@@ -207,13 +208,13 @@ def test_meeting_ending_before_it_starts(tmp_path):
 # ---------------------------------------------------------------- shape of each step
 
 @pytest.mark.parametrize("where, change, expected", [
-    ("steps[1].starts", lambda d: d["steps"][1].pop("starts"), "a meeting needs 'starts' and 'ends'"),
-    ("steps[1].ends", lambda d: d["steps"][1].pop("ends"), "a meeting needs 'starts' and 'ends'"),
+    ("steps[1].starts", lambda d: d["steps"][1].pop("starts"), "a meeting step needs 'starts'"),
+    ("steps[1].ends", lambda d: d["steps"][1].pop("ends"), "a meeting step needs 'ends'"),
     ("steps[2].ends", lambda d: d["steps"][2].pop("ends"), "'starts' and 'ends' go together"),
     ("steps[0].due", lambda d: d["steps"][0].pop("due"), "a collect step needs 'due'"),
     ("steps[0].due", lambda d: d["steps"][0].update(due=None), "a collect step needs 'due'"),
     ("steps[0].approval", lambda d: d["steps"][0].update(approval={"rule": "all"}),
-     "only applies to approval steps, not to a collect step"),
+     "does not apply to a collect step"),
     ("steps[4].approval.k", lambda d: d["steps"][4].update(approval={"rule": "k-of-n"}),
      "rule 'k-of-n' needs k (how many must approve)"),
     ("steps[4].approval.k", lambda d: d["steps"][4].update(approval={"rule": "all", "k": 2}),

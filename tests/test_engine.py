@@ -162,7 +162,7 @@ def test_a_session_kept_across_ticks_sees_what_the_tick_decided(engine):
         held = rows(session, step_key="call_for_suggestions", kind="call")
         assert held and all(r.state == "scheduled" and r.subject == "" for r in held)
         run(session, local(2019, 11, 1, 9, 0))
-        assert all(r.state == "ready" and "Call for input" in r.subject for r in held)
+        assert all(r.state == "ready" and "Suggest activities for the 2020 work plan" in r.subject for r in held)
         assert all(r.message_id and r.next_attempt_at == local(2019, 11, 1, 9, 0) for r in held)
 
 

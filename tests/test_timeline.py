@@ -27,7 +27,7 @@ def by_key(steps: list[DatedStep]) -> dict[str, DatedStep]:
 
 
 def all_moments(step: DatedStep) -> list[datetime]:
-    moments = [step.opens_at, step.due_at, step.starts_at, step.ends_at, step.agenda_at, step.minutes_due_at,
+    moments = [step.opens_at, step.due_at, step.starts_at, step.ends_at, *step.extra.values(),
                step.escalation_at, *(m for _, m in step.reminders)]
     return [m for m in moments if m is not None]
 
@@ -36,7 +36,7 @@ def offset_moments(definition: CycleDefinition, dated: list[DatedStep]):
     """(step, field, expression, moment) for every moment an offset computed, meetings' default opening included."""
     for step, when in zip(definition.steps, dated):
         fields = {"opens": when.opens_at, "due": when.due_at, "starts": when.starts_at, "ends": when.ends_at,
-                  "agenda_at": when.agenda_at, "minutes_due": when.minutes_due_at, "escalation.after": when.escalation_at}
+                  **when.extra, "escalation.after": when.escalation_at}
         fields.update({f"reminders[{i}]": m for i, (_, m) in enumerate(when.reminders)})
         for field, text in step.expressions().items():
             expr = parse_time_expr(text)
@@ -80,8 +80,9 @@ def test_seed_timeline_for_the_2020_plan():
     for key, expected in EXPECTED_2020.items():
         got = dated[key]
         assert (got.opens_at, got.due_at, got.starts_at, got.ends_at) == tuple(at(t) if t else None for t in expected), key
-    assert meeting.agenda_at == at("2019-11-08 09:00")  # 3 business days before, in the morning
-    assert meeting.minutes_due_at == at("2019-11-20 17:00")
+    assert meeting.extra["agenda_at"] == at("2019-11-08 09:00")  # 3 business days before, in the morning
+    assert meeting.extra["minutes_due"] == at("2019-11-20 17:00")
+    assert meeting.extra["survey_due"] == at("2019-11-20 17:00")  # the kind's default: ends + 5 business days
     assert call.reminders == [("due - 3 business days", at("2019-11-06 09:00")), ("due - 1 business days", at("2019-11-08 09:00"))]
     assert call.escalation_at == at("2019-11-12 09:00")
 

@@ -13,11 +13,13 @@ from calendars.timeline import DatedStep
 from flows.state import CycleState, DueRow, Planned, StepBlocked
 from flows.steps.base import StepHandler
 from models.audience import Addressee
+from models.definition import ApprovalRule
+from models.step_kinds import StepKindSpec
 from models.tables import Decision, Member, Response, Step
 
 
 class ApprovalHandler(StepHandler):
-    kind = "approval"
+    spec = StepKindSpec("approval", accepts=("approval",), answer="decision")
     opening = "approval_request"
     purpose = "approve"
     closes_at_due = False  # an approval ends when it is settled, not at a date
@@ -36,7 +38,7 @@ class ApprovalHandler(StepHandler):
 
     def verdict(self, cs: CycleState, step: Step) -> str:
         """approved | rejected | pending, by the definition's rule over this revision's decisions."""
-        rule = cs.step_def(step.key).approval
+        rule = cs.step_def(step.key).approval or ApprovalRule()  # default: all must approve
         approvers = len(self.expected(cs, step))
         decisions = self.decisions(cs, step)
         approvals = sum(d.decision == "approve" for d in decisions)
@@ -110,8 +112,25 @@ class ApprovalHandler(StepHandler):
             by = cs.session.get(Member, decision.member_id)
             outcome = "approved" if step.outcome == "approved" else (
                 "rejected" if row.revision < cs.cycle.plan_revision else "pending")
-            return {"decision": decision.decision, "by": by.name, "reason": decision.reason, "outcome": outcome}
+            # Where the round stands when the notice goes: who approved this revision, who is still awaited.
+            approvers = self.expected(cs, step)
+            approved = {d.member_id for d in decisions if d.decision == "approve"}
+            waiting = [p for p in approvers if p.member_id not in {d.member_id for d in decisions}]
+            return {"decision": decision.decision, "by_lo": by.name, "by_en": by.name_en or by.name,
+                    "reason": decision.reason, "outcome": outcome, "revision": row.revision,
+                    "approved": len(approved), "expected": len(approvers),
+                    "waiting_lo": [p.name for p in waiting], "waiting_en": [p.name_en or p.name for p in waiting]}
         return super().extra(cs, step, row, now)
+
+    def link_revision(self, row: DueRow) -> int:
+        return row.revision  # a decision is about one revision of the plan; a newer one voids the link
+
+    def status(self, cs: CycleState, step: Step) -> dict:
+        rows = cs.session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
+                               .where(Decision.step_id == step.id).order_by(Decision.at, Decision.id)).all()
+        decisions = [{"member": m.email, "decision": d.decision, "reason": d.reason,
+                      "at": d.at.astimezone(cs.zone).isoformat(), "revision": d.plan_revision} for d, m in rows]
+        return {**super().status(cs, step), "decisions": decisions}
 
     def finished_at(self, step: Step) -> datetime | None:
         return step.closed_at  # settled when the deciding decision came, early or late

@@ -6,17 +6,28 @@ from datetime import datetime
 
 from sqlmodel import select
 
+from calendars.rsvp import who_is_coming
 from calendars.timeline import DatedStep
 from flows.state import FINISHED, CycleState, DueRow, Planned
 from models.audience import Addressee
+from models.step_kinds import StepKindSpec
 from models.tables import Response, Step
 
 
 class StepHandler:
-    kind = ""
+    """One step kind. A subclass in its own module under flows/steps/ is found and registered by
+    flows/steps/__init__.py; its `spec` tells the definition loader and the timeline what a step of
+    this kind may say (fields, time points, what counts as an answer)."""
+
+    spec = StepKindSpec("")
     opening: str | None = None  # message kind sent to the audience when the step opens
-    purpose = "respond"  # what the recipient's own link lets them do
+    purpose = "respond"  # the page the recipient's own link opens (notifications.kinds.LINK_PURPOSES)
     closes_at_due = True
+    has_deadline = True  # its `due` is a deadline people see in their calendar (a meeting's is not)
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
 
     # ------------------------------------------------------------ planning
     def plan(self, cs: CycleState, step: Step, dated: DatedStep, revision: int = 0) -> list[Planned]:
@@ -43,8 +54,8 @@ class StepHandler:
         return cs.audience_of(cs.step_def(step.key), dated.opens_at or dated.starts_at)
 
     def answered(self, cs: CycleState, step: Step) -> set[int]:
-        """Members who have answered (what counts as an answer is the definition's `response`)."""
-        kind = cs.step_def(step.key).response
+        """Members who have answered (what counts as an answer: the definition's `response`, else the kind's)."""
+        kind = cs.step_def(step.key).answer_kind()
         if not kind or step.id is None:
             return set()
         rows = cs.session.exec(select(Response.member_id).where(Response.step_id == step.id, Response.kind == kind))
@@ -112,6 +123,14 @@ class StepHandler:
         if row.kind == "escalation":
             return bool(self.late(cs, step))
         return True
+
+    def link_revision(self, row: DueRow) -> int:
+        """The plan revision a recipient's link is bound to (0: any; an approval binds its own)."""
+        return 0
+
+    def status(self, cs: CycleState, step: Step) -> dict:
+        """What `status` shows of the step beyond state, times and counts: who is coming to its meeting."""
+        return {"rsvp": who_is_coming(cs.session, step.id) if step.starts_at else {}}
 
     def extra(self, cs: CycleState, step: Step, row: DueRow, now: datetime) -> dict:
         """Kind-specific template data (the `extra` of the template context)."""

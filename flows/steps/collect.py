@@ -2,9 +2,10 @@
 the list of the silent to the secretariat head after the deadline."""
 
 from flows.steps.base import StepHandler
+from models.step_kinds import StepKindSpec
 
 
 class CollectHandler(StepHandler):
-    kind = "collect"
+    spec = StepKindSpec("collect", answer="suggestion")
     opening = "call"
     purpose = "respond"

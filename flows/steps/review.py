@@ -6,13 +6,14 @@ from calendars.timeline import DatedStep
 from flows.state import CycleState, Planned
 from flows.steps.base import StepHandler
 from models.audience import Addressee
+from models.step_kinds import StepKindSpec
 from models.tables import Step
 
 
 class ReviewHandler(StepHandler):
-    kind = "review"
+    spec = StepKindSpec("review", accepts=("location_lo", "location_en"), answer="checklist")
     opening = "task"
-    purpose = "review"
+    purpose = "checklist"
 
     def plan(self, cs: CycleState, step: Step, dated: DatedStep, revision: int = 0) -> list[Planned]:
         plans = super().plan(cs, step, dated, revision)

@@ -3,11 +3,12 @@ head; reminders until MPI's focal point records the receipt."""
 
 from flows.documents import document_for
 from flows.steps.base import StepHandler
+from models.step_kinds import StepKindSpec
 from models.tables import Step
 
 
 class SubmitHandler(StepHandler):
-    kind = "submit"
+    spec = StepKindSpec("submit", answer="receipt")
     opening = "submission"
     purpose = "receipt"
 

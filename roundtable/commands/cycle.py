@@ -79,7 +79,8 @@ def start(definition: Path = typer.Option(..., "--definition", help="Cycle defin
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         try:
-            cycle = start_cycle(session, parsed, year, anchors, moment, definition_path=str(definition))
+            cycle = start_cycle(session, parsed, year, anchors, moment, definition_path=str(definition),
+                                sender=settings().sender)
         except (CycleError, DefinitionError) as exc:
             fail(str(exc))
         session.commit()
