@@ -87,6 +87,8 @@ def test_every_moment_goes_through_one_parser(db, command):
 def test_start_refuses_an_anchor_far_from_the_year(db):
     result = invoke(*START, "--anchor", "annual_meeting=1800-01-01")
     single_error(result, "far from planning year 2020")
+    single_error(invoke(*START, "--anchor", "annual_meeting=0001-01-01T00:00+14:00"), "out of range")
+    single_error(invoke(*START, "--anchor", "annual_meeting=9999-12-31T23:59"), "far from planning year")
     with Session(db) as session:
         assert session.exec(select(Step)).all() == []
 

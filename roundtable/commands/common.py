@@ -148,6 +148,8 @@ def checked_anchors(definition, year: int, texts: list[str], zone: ZoneInfo, clo
             key, moment = parse_anchor(definition, text, zone)
         except ValueError as exc:
             fail(str(exc))
+        except OverflowError:  # 0001-01-01T00:00+14:00 has no local time
+            fail(f"--anchor {text!r} is out of range (years {MOMENT_YEARS[0]}–{MOMENT_YEARS[-1]})")
         if abs(moment - defaults[key]) > timedelta(days=400):
             fail(f"--anchor {text!r} is far from planning year {year} (its default is {defaults[key]:%Y-%m-%d})")
         anchors[key] = moment
