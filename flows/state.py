@@ -19,6 +19,11 @@ from models.tables import Cycle, Step, WorkingGroup
 FINISHED = ("closed", "done", "skipped")
 DEFAULT_SENDER = "Roundtable <roundtable@localhost>"
 
+
+class StepBlocked(Exception):
+    """A step cannot go on with the data it has (e.g. nobody to ask for approval). The tick marks the step
+    blocked with this reason, tells the secretariat once and goes on with every other step and cycle."""
+
 # Parsed definitions and computed timelines, shared by every CycleState (a new one each tick): parsing
 # the snapshot and computing the business-day timeline cost ~0.2 ms and ~4 ms a cycle, every tick.
 # Keyed by content (the snapshot's JSON, the anchors, the zone, the closed days), never by row id, so a
@@ -79,6 +84,8 @@ class CycleState:
     base_url: str = "http://127.0.0.1:8000"
     secret: str = ""
     reply_address: str | None = None  # the mailbox replies come back to (ROUNDTABLE_REPLY_ADDRESS)
+    # The moment of the tick (or status) working on the cycle: an open step's audience is taken on this day.
+    now: datetime | None = None
     _steps: dict[str, Step] = field(default_factory=dict)
     _people: dict[tuple, list[Addressee]] = field(default_factory=dict)
     _memo: dict[tuple, Any] = field(default_factory=dict)

@@ -6,6 +6,7 @@ import sys
 import typer
 
 from roundtable.commands import calendar, cycle, groups, init, mail, roster, rsvp, simulate, timeline, web
+from roundtable.commands.common import guard
 
 app = typer.Typer(
     help="Roundtable: the annual planning cycle of a sector working group (Lao PDR Round Table Process).",
@@ -33,7 +34,7 @@ def main() -> None:
             stream.reconfigure(encoding="utf-8")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    app()
+    guard(app)  # a database or file error is one line and exit 2, never a traceback
 
 
 if __name__ == "__main__":

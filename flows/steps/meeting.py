@@ -48,12 +48,6 @@ class MeetingHandler(StepHandler):
     def outcome_at_close(self, cs: CycleState, step: Step) -> str:
         return "held"
 
-    def extra(self, cs: CycleState, step: Step, row: DueRow, now) -> dict:
-        if row.kind == "update":  # the new time, in figures both languages read the same
-            starts, ends = step.starts_at.astimezone(cs.zone), step.ends_at.astimezone(cs.zone)
-            return {"changes": f"{starts:%Y-%m-%d %H:%M}–{ends:%H:%M} (UTC{starts:%z})"}
-        return super().extra(cs, step, row, now)
-
     def relevant(self, cs: CycleState, step: Step, row: DueRow) -> bool:
         if row.kind == "cancel":
             return True

@@ -4,7 +4,7 @@ from typing import Optional
 
 import typer
 
-from roundtable.commands.common import database, fail, local_moment
+from roundtable.commands.common import database, fail, parse_moment
 
 
 def register(root: typer.Typer) -> None:
@@ -21,8 +21,8 @@ def register(root: typer.Typer) -> None:
         from roundtable.web.app import create_app
 
         clock = None
-        if now:
-            moment = local_moment(now, "--now")
+        if now is not None:
+            moment = parse_moment(now, "--now")
             clock = lambda: moment  # noqa: E731
         engine = database()
         try:
