@@ -128,42 +128,15 @@ def drop_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Optional
 
 def register(root: typer.Typer) -> None:
     @root.command("tick")
-    def tick_cmd(now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment (default: now).")):
-        """One tick of the engine, then delivery of what is due."""
+    def tick_cmd(now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment (default: now)."),
+                 max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0,
+                                                             help="Stop delivering after this long (default: "
+                                                                  "when nothing due is left).")):
+        """One tick of the engine, then delivery of everything due."""
         moment = _now(now)
         engine_config()  # refuses to run without a secret key for the links
-        console.print(tick_summary(tick_and_deliver(database(), settings(), moment, notice=progress)))
-
-    @root.command("run")
-    def run_cmd(sweep_minutes: float = typer.Option(5.0, "--sweep-minutes", min=0.1, help="Sweep interval."),
-                use_prefect: bool = typer.Option(False, "--prefect", help="Run each tick as a Prefect flow.")):
-        """Everything on one machine: wake at the next due moment (and every few minutes), tick, deliver."""
-        import signal
-        import threading
-        from datetime import timedelta
-
-        from flows.scheduler import EmbeddedScheduler
-
-        engine_config()
-        engine = database()
-
-        def run_tick(moment):
-            if use_prefect:
-                from flows.prefect_flows import tick_flow
-
-                summary = tick_flow(now=moment.isoformat())
-            else:
-                summary = tick_and_deliver(engine, settings(), moment)
-            progress(tick_summary(summary))
-
-        scheduler = EmbeddedScheduler(engine, run_tick, sweep=timedelta(minutes=sweep_minutes))
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        scheduler.start()
-        progress(f"roundtable is running (sweep every {sweep_minutes:g} min); Ctrl-C stops it")
-        stop.wait()
-        scheduler.shutdown()
+        console.print(tick_summary(tick_and_deliver(database(), settings(), moment, notice=progress,
+                                                    max_seconds=max_seconds)))
 
     @root.command("status")
     def status_cmd(as_json: bool = typer.Option(False, "--json"), year: Optional[int] = typer.Option(None, "--year")):
