@@ -138,25 +138,6 @@ def register(root: typer.Typer) -> None:
         console.print(tick_summary(tick_and_deliver(database(), settings(), moment, notice=progress,
                                                     max_seconds=max_seconds)))
 
-    @root.command("status")
-    def status_cmd(as_json: bool = typer.Option(False, "--json"), year: Optional[int] = typer.Option(None, "--year")):
-        """The current cycle: each step with state, times, expected and answered counts, decisions."""
-        engine = database()
-        with Session(engine) as session:
-            status = cycle_status(session, _live_or_latest(session, year))
-        if as_json:
-            print(json.dumps(status, ensure_ascii=False, indent=2))
-            return
-        c = status["cycle"]
-        console.print(f"{c['group']} — plan {c['year']} — {c['state']} (plan revision {c['plan_revision']})")
-        for s in status["steps"]:
-            console.print(f"  {s['key']:<24} {s['state']:<8} {s['outcome']:<10} due {s['due_at']}  "
-                          f"answered {s['answered']}/{s['expected']}")
-            for d in s["decisions"]:
-                console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
-            if any(s["rsvp"].values()):
-                console.print("      coming: " + ", ".join(f"{k.lower()} {len(v)}" for k, v in s["rsvp"].items()))
-
     @root.command("preview")
     def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),
                     as_json: bool = typer.Option(False, "--json")):
@@ -172,13 +153,3 @@ def register(root: typer.Typer) -> None:
             console.print(f"{row['at']}  {row['step']:<24} {row['kind']:<18} to {row['recipients']}")
         console.print(f"{sum(r['recipients'] for r in rows)} messages planned from {moment.isoformat()}")
 
-
-def _live_or_latest(session: Session, year: Optional[int]):
-    from sqlmodel import select
-
-    from models.tables import Cycle
-
-    cycle = live_cycle(session, None, year) or session.exec(select(Cycle).order_by(Cycle.id.desc())).first()
-    if cycle is None:
-        fail("no cycle yet: start one with `roundtable cycle start`")
-    return cycle
