@@ -39,7 +39,8 @@ def _moment(now: str | None) -> datetime:
 
 
 def _tick_run_name() -> str:
-    """'tick GSWG 2020 call_for_suggestions 2019-11-01T09:00': the live cycles and their open steps."""
+    """'tick GSWG 2020 call_for_suggestions 2019-11-01T02:00Z': each live cycle with the steps that are open
+    or open at this moment."""
     from sqlmodel import Session, select
 
     from models.tables import Cycle, Step, WorkingGroup
@@ -52,7 +53,8 @@ def _tick_run_name() -> str:
             rows = session.exec(select(WorkingGroup.code, Cycle.year, Step.key)
                                 .join(Cycle, Cycle.group_id == WorkingGroup.id)
                                 .join(Step, Step.cycle_id == Cycle.id)
-                                .where(Cycle.state == "live", Step.state == "open")
+                                .where(Cycle.state == "live",
+                                       (Step.state == "open") | ((Step.state == "planned") & (Step.opens_at <= moment)))
                                 .order_by(Cycle.id, Step.position)).all()
             cycles = session.exec(select(WorkingGroup.code, Cycle.year).join(Cycle, Cycle.group_id == WorkingGroup.id)
                                   .where(Cycle.state == "live")).all()
