@@ -54,3 +54,36 @@ def test_a_server_that_takes_nothing_ends_the_run(engine):
         assert server.handler.connections == 1  # one try, not one per batch
     assert report.sent == 0 and report.retried == 10
     assert states(engine) == {"ready": 50}
+
+
+def test_concurrent_ticks_send_each_message_once(engine, tmp_path):
+    """Two workers ticking at the same moment (PostgreSQL: the advisory lock; SQLite: one writer)."""
+    import threading
+
+    from flows.delivery import tick_and_deliver
+    from tests.engine_helpers import local, seed_people, start_gswg
+
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        start_gswg(session)
+    settings = Settings(outbox_dir=tmp_path / "out", secret_key="test-secret")
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(tick_and_deliver(engine, settings, local(2019, 11, 1, 9, 0)))
+        except Exception as exc:  # noqa: BLE001 - SQLite may refuse the second writer; it must not duplicate
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if engine.dialect.name == "postgresql":
+        assert not errors
+    assert sum(r["prepared"] for r in results) == 19
+    tick_and_deliver(engine, settings, local(2019, 11, 1, 9, 0))  # whatever a refused writer left
+    files = sorted((tmp_path / "out").glob("*.eml"))
+    ids = Counter(p.read_bytes().split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0] for p in files)
+    assert len(ids) == 19 and set(ids.values()) == {1}
