@@ -110,8 +110,9 @@ class Serve:
             found = result if isinstance(result, dict) else getattr(result, "__dict__", {})
             if found.get("bounces"):
                 self.ops.bounces.inc(found["bounces"])
-            if any(value for key, value in found.items() if key != "bounces" and isinstance(value, int)):
-                self.scheduler.wake_now()  # answers may open or close a step
+            recorded = found.get("recorded")
+            if isinstance(recorded, dict) and any(recorded.values()):
+                self.scheduler.wake_now()  # answers may settle a step: tick now, not at the sweep
 
         return poll
 
@@ -127,7 +128,11 @@ class Serve:
             self.log.info("web app not installed in this version: serving /healthz and /metrics only")
             app = FastAPI(title="Roundtable")
         else:
-            app = create_app()
+            import inspect
+
+            offered = {"engine": self.engine, "on_answer": lambda *_: self.scheduler.wake_now()}
+            accepted = inspect.signature(create_app).parameters
+            app = create_app(**{name: value for name, value in offered.items() if name in accepted})
         app.include_router(self.ops.router())
         return app
 
