@@ -196,6 +196,8 @@ def bench_end_to_end(work: Path, members: int) -> list[list]:
         result = roundtable(directory, env, "tick", "--now", "2019-11-01T09:00:00+07:00")
         ours = time.perf_counter() - started
         log(f"(c) {result.stdout.strip()}")
+        for line in result.stderr.splitlines():
+            log(f"(c)   {line}")
         records = smtp.wait_for(0, timeout=1)
     engine = make_engine(env["ROUNDTABLE_DATABASE_URL"])
     with engine.connect() as connection:
