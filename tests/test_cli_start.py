@@ -50,7 +50,8 @@ def test_every_subcommand_is_reachable():
     for name in COMMANDS:
         _, command, _ = group.resolve_command(group.make_context("roundtable", ["--help"], resilient_parsing=True),
                                               [name])
-        assert command is group.commands[name] and command.callback is not None or command.commands
+        assert command is group.commands[name]
+        assert command.callback is not None or command.commands  # the real command, not the listing stand-in
 
 
 def test_upgrade_is_skipped_at_head(tmp_path):
