@@ -49,7 +49,8 @@ class Serve:
         from roundtable.web.ops import Ops
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # "job executed" for every wake
+        for noisy in ("apscheduler", "httpx"):  # "job executed" per wake; every Prefect API call
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self.log = logging.getLogger("roundtable.serve")
         self.engine, self.settings = engine, settings
         self.use_prefect, self.max_seconds = use_prefect, max_seconds
