@@ -1,19 +1,45 @@
 """Business days in Laos: weekends, Lao public holidays (holidays package), and a group's decreed days off."""
 
+import json
+import os
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
 from typing import Iterable
-
-import holidays
 
 WEEKEND = (5, 6)  # Saturday, Sunday
 MAX_BUSINESS_DAYS = 10_000  # about forty years: more is a mistake, and would only spin
 
 
+def _cache_file(year: int, language: str) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "roundtable" / f"holidays-LA-{version('holidays')}-{year}-{language}.json"
+
+
 @lru_cache(maxsize=256)
 def lao_holidays(year: int, language: str = "en_US") -> dict[date, str]:
-    """Public holidays of one year; the language is passed so names never follow the process locale."""
-    return dict(holidays.country_holidays("LA", years=[year], language=language))
+    """Public holidays of one year; the language is passed so names never follow the process locale.
+
+    Kept in a small file per holidays version, year and language: the package imports every country
+    it knows on first use (~0.15-0.35 s, most of a CLI command's start on a small machine)."""
+    path = _cache_file(year, language)
+    try:
+        return {date.fromisoformat(day): name for day, name in json.loads(path.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError):
+        pass
+    import holidays
+
+    found = dict(holidays.country_holidays("LA", years=[year], language=language))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({day.isoformat(): name for day, name in found.items()}, ensure_ascii=False),
+                             encoding="utf-8")
+        temporary.replace(path)
+    except OSError:
+        pass  # a read-only home: compute it each time
+    return found
 
 
 class BusinessCalendar:

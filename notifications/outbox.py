@@ -375,7 +375,7 @@ def _give_back(connection: Connection, rows: Sequence) -> None:
 
 def deliver_due(engine: Engine, transport: Transport, now: datetime, *, batch: int = 200,
                 secretariat: Sequence[str] = (), on_sent: Callable[[SentRow, Path | None], None] | None = None,
-                sender: str | None = None) -> DeliveryReport:
+                sender: str | None = None, stop: Callable[[], bool] | None = None) -> DeliveryReport:
     """Claim due rows and send them over ONE connection; each outcome is committed before the next
     message is accepted by the server (a crash resends at most the message in flight).
 
@@ -384,6 +384,7 @@ def deliver_due(engine: Engine, transport: Transport, now: datetime, *, batch: i
     once on the same connection when it is still up). `on_sent(row, path)` runs after a row's sent
     commit (path: the .eml file for FileTransport, else None).
     `sender` (From of the report) defaults to the From of the first failed message.
+    `stop()` is asked before each message: once it says True, the rows not yet tried go back to `ready`.
     """
     with _autocommit_connection(engine) as connection:
         # Plain rows, not ORM objects: claiming is a per-message cost too.
@@ -398,7 +399,7 @@ def deliver_due(engine: Engine, transport: Transport, now: datetime, *, batch: i
             try:
                 with transport.connect() as conn:
                     connected = True
-                    while todo and connected:
+                    while todo and connected and not (stop is not None and stop()):
                         connected = delivery.send(conn, todo.popleft())
                     delivery.settle()
                     report_row = _enqueue_failure_report(engine, delivery, secretariat, sender)

@@ -28,6 +28,21 @@ def pg_url():
     yield PG_ADMIN_URL
 
 
+PREFECT_STARTUP_TIMEOUT = 180  # seconds: ~7 s idle, several times that on a busy two-core machine
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """Prefect's test harness (a temporary API server), started once per test session."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=PREFECT_STARTUP_TIMEOUT), \
+            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
     """A migrated, empty database: once on SQLite, once on PostgreSQL."""

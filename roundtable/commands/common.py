@@ -85,11 +85,18 @@ def guard(action) -> None:
     """Run the CLI so that no database or file error ends in a traceback: one line, exit 2."""
     try:
         action()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
+        fail_plainly(exc)
+
+
+def fail_plainly(exc: BaseException) -> None:
+    """One line, exit 2, for a database or file error; anything else is raised again."""
+    if isinstance(exc, SQLAlchemyError):
         fail(f"database: {database_reason(exc)}")
-    except OSError as exc:
+    if isinstance(exc, OSError):
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         fail(f"cannot use{where}: {exc.strerror or exc}")
+    raise exc
 
 
 def progress(message: str) -> None:

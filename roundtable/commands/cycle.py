@@ -165,66 +165,15 @@ def drop_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Optional
 
 def register(root: typer.Typer) -> None:
     @root.command("tick")
-    def tick_cmd(now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment (default: now).")):
-        """One tick of the engine, then delivery of what is due."""
+    def tick_cmd(now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment (default: now)."),
+                 max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=0,
+                                                             help="Stop delivering after this long (default: "
+                                                                  "when nothing due is left).")):
+        """One tick of the engine, then delivery of everything due."""
         moment = _now(now)
         engine_config()  # refuses to run without a secret key for the links
-        console.print(tick_summary(tick_and_deliver(database(), settings(), moment, notice=progress)))
-
-    @root.command("run")
-    def run_cmd(sweep_minutes: float = typer.Option(5.0, "--sweep-minutes", min=0.1, help="Sweep interval."),
-                use_prefect: bool = typer.Option(False, "--prefect", help="Run each tick as a Prefect flow.")):
-        """Everything on one machine: wake at the next due moment (and every few minutes), tick, deliver."""
-        import signal
-        import threading
-        from datetime import timedelta
-
-        from flows.scheduler import EmbeddedScheduler
-
-        engine_config()
-        engine = database()
-
-        def run_tick(moment):
-            if use_prefect:
-                from flows.prefect_flows import tick_flow
-
-                summary = tick_flow(now=moment.isoformat())
-            else:
-                summary = tick_and_deliver(engine, settings(), moment)
-            progress(tick_summary(summary))
-
-        scheduler = EmbeddedScheduler(engine, run_tick, sweep=timedelta(minutes=sweep_minutes))
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        scheduler.start()
-        progress(f"roundtable is running (sweep every {sweep_minutes:g} min); Ctrl-C stops it")
-        stop.wait()
-        scheduler.shutdown()
-
-    @root.command("status")
-    def status_cmd(as_json: bool = typer.Option(False, "--json"), year: Optional[int] = typer.Option(None, "--year")):
-        """The current cycle: each step with state, times, expected and answered counts, decisions."""
-        engine = database()
-        with Session(engine) as session:
-            status = cycle_status(session, _live_or_latest(session, year), parse_moment(None))
-        if as_json:
-            print(json.dumps(status, ensure_ascii=False, indent=2))
-            return
-        c = status["cycle"]
-        console.print(f"{c['group']} — plan {c['year']} — {c['state']} (plan revision {c['plan_revision']})")
-        for s in status["steps"]:
-            console.print(f"  {s['key']:<24} {s['state']:<8} {s['outcome']:<10} due {s['due_at']}  "
-                          f"answered {s['answered']}/{s['expected']}")
-            if s.get("blocked"):
-                console.print(f"      BLOCKED since {s['blocked']['since']}: {s['blocked']['reason']}")
-            for d in s["decisions"]:
-                console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
-            if any(s["rsvp"].values()):
-                console.print("      coming: " + ", ".join(f"{k.lower()} {len(v)}" for k, v in s["rsvp"].items()))
-        for a in status["addresses"]:  # what mail came back about (mail fetch / mail ingest)
-            what = f"{a['bounce']} {a['status']} {a['detail']}".strip() if a["bounce"] else f"away: {a['away_subject']}"
-            console.print(f"  address {a['email']}: {what}", markup=False)
+        console.print(tick_summary(tick_and_deliver(database(), settings(), moment, notice=progress,
+                                                    max_seconds=max_seconds)))
 
     @root.command("preview")
     def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),
@@ -241,13 +190,3 @@ def register(root: typer.Typer) -> None:
             console.print(f"{row['at']}  {row['step']:<24} {row['kind']:<18} to {row['recipients']}")
         console.print(f"{sum(r['recipients'] for r in rows)} messages planned from {moment.isoformat()}")
 
-
-def _live_or_latest(session: Session, year: Optional[int]):
-    from sqlmodel import select
-
-    from models.tables import Cycle
-
-    cycle = live_cycle(session, None, year) or session.exec(select(Cycle).order_by(Cycle.id.desc())).first()
-    if cycle is None:
-        fail("no cycle yet: start one with `roundtable cycle start`")
-    return cycle

@@ -1,0 +1,53 @@
+"""`roundtable status`: where each step of the current cycle stands. Its own module, so that the
+command imports what it reads and nothing of the sending side (tests/test_cli_start.py)."""
+
+import json
+from typing import Optional
+
+import typer
+
+
+def register(root: typer.Typer) -> None:
+    @root.command("status")
+    def status_cmd(as_json: bool = typer.Option(False, "--json"), year: Optional[int] = typer.Option(None, "--year")):
+        """The current cycle: each step with state, times, expected and answered counts, decisions."""
+        from sqlmodel import Session
+
+        from flows.status import cycle_status
+        from roundtable.commands.common import console, database, parse_moment
+
+        engine = database()
+        with Session(engine) as session:
+            status = cycle_status(session, _live_or_latest(session, year), parse_moment(None))
+        if as_json:
+            print(json.dumps(status, ensure_ascii=False, indent=2))
+            return
+        c = status["cycle"]
+        console.print(f"{c['group']} — plan {c['year']} — {c['state']} (plan revision {c['plan_revision']})")
+        for s in status["steps"]:
+            console.print(f"  {s['key']:<24} {s['state']:<8} {s['outcome']:<10} due {s['due_at']}  "
+                          f"answered {s['answered']}/{s['expected']}")
+            if s.get("blocked"):
+                console.print(f"      BLOCKED since {s['blocked']['since']}: {s['blocked']['reason']}")
+            for d in s["decisions"]:
+                console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
+            if any(s["rsvp"].values()):
+                console.print("      coming: " + ", ".join(f"{k.lower()} {len(v)}" for k, v in s["rsvp"].items()))
+        for a in status["addresses"]:  # what mail came back about (mail fetch / mail ingest)
+            what = f"{a['bounce']} {a['status']} {a['detail']}".strip() if a["bounce"] else f"away: {a['away_subject']}"
+            console.print(f"  address {a['email']}: {what}", markup=False)
+
+
+def _live_or_latest(session, year: Optional[int]):
+    from sqlmodel import select
+
+    from models.tables import Cycle
+    from roundtable.commands.common import fail
+
+    query = select(Cycle).order_by(Cycle.id.desc())
+    if year:
+        query = query.where(Cycle.year == year)
+    cycle = session.exec(query.where(Cycle.state == "live")).first() or session.exec(query).first()
+    if cycle is None:
+        fail("no cycle yet: start one with `roundtable cycle start`")
+    return cycle
