@@ -227,3 +227,14 @@ def test_weak_secret_key_file_warns_on_every_command(db, tmp_path):
     assert [p for p in secret_key_problems(Settings()) if "shorter than 32 bytes" in p]
     assert "shorter than 32 bytes" in secret_key_problems(Settings(secret_key="x" * 10))[0]
     assert secret_key_problems(Settings(secret_key="x" * 40)) == []
+
+
+def test_serve_refuses_to_start_with_a_weak_secret_key(db):
+    key = Path(os.environ["ROUNDTABLE_SECRET_FILE"])
+    key.chmod(0o644)
+    result = invoke("serve", "--no-web")
+    assert result.exit_code == 2 and "serve will not start" in result.output and "chmod 600" in result.output
+    key.chmod(0o600)
+    key.write_text("short\n", encoding="utf-8")
+    result = invoke("serve", "--no-web")
+    assert result.exit_code == 2 and "shorter than 32 bytes" in result.output

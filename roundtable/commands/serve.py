@@ -30,10 +30,14 @@ def register(root: typer.Typer) -> None:
                   max_seconds: Optional[float] = typer.Option(None, "--max-seconds", min=1,
                                                               help="Longest delivery per tick (default: all due).")):
         """Everything on one machine: the web app, the tick at each due moment, the mailbox poll."""
-        from roundtable.commands.common import database, settings
+        from models.settings import secret_key_problems
+        from roundtable.commands.common import database, fail, settings
         from roundtable.commands.cycle import engine_config
 
         engine_config()  # refuses to run without a secret key for the links
+        problems = secret_key_problems(settings())
+        if problems:  # a long-running server signs every link with it: other commands only warn
+            fail("serve will not start: " + "; ".join(problems))
         Serve(database(), settings(), sweep_minutes=sweep_minutes, mail_seconds=mail_seconds,
               use_prefect=use_prefect, max_seconds=max_seconds).run(host if web else None, port)
 
