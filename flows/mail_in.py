@@ -297,29 +297,6 @@ def _tell_secretariat(session: Session, inbound: Inbound, dsn, state: str, now: 
                    message_id=message_id, subject=rendered.subject, payload=payload, context=context)
 
 
-def bouncing_addresses(session: Session) -> set[str]:
-    """Addresses that bounce hard: no mail goes to them until the roster gives the member another one."""
-    return set(session.exec(select(AddressStatus.email).where(AddressStatus.bounce == "bouncing")).all())
-
-
-def clear_address(session: Session, address: str) -> bool:
-    """The secretariat says the address works again (or the member is back): mail goes to it again."""
-    status = session.exec(select(AddressStatus).where(AddressStatus.email == address.strip().lower())).first()
-    if status is None:
-        return False
-    session.delete(status)
-    return True
-
-
-def address_problems(session: Session) -> list[dict]:
-    """For `status` and the desk: every address that bounces, is deferred, or is away."""
-    rows = session.exec(select(AddressStatus).where((AddressStatus.bounce != "") | AddressStatus.away)
-                        .order_by(AddressStatus.email)).all()
-    return [{"email": r.email, "bounce": r.bounce, "status": r.bounce_status, "detail": r.bounce_detail,
-             "bounced_at": r.bounced_at.isoformat() if r.bounced_at else None, "away": r.away,
-             "away_subject": r.away_subject} for r in rows]
-
-
 # -- recording through the answers module ----------------------------------------------------------
 
 

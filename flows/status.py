@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
-from flows.mail_in import address_problems
+from flows.addresses import address_problems
 from flows.state import FINISHED, CycleState
 from flows.steps import handler_for
 from models.tables import Cycle, Notification

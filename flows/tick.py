@@ -21,7 +21,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
 from flows.cycle import schedule, sync_calendar_entries
-from flows.mail_in import bouncing_addresses
+from flows.addresses import bouncing_addresses
 from flows.messages import group_sender, prepare
 from flows.state import FINISHED, CycleState, DueRow, Planned, StepBlocked, outbox_key
 from flows.steps import handler_for

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from flows.mail_in import MailConfig, clear_address, fetch_once, ingest_paths
+from flows.addresses import clear_address
+from flows.mail_in import MailConfig, fetch_once, ingest_paths
 from models.db import session_scope
 from roundtable.commands.common import console, database, fail, settings
 from roundtable.commands.cycle import _now
