@@ -132,19 +132,26 @@ class _KindLoader(FileSystemLoader):
         return super().get_source(environment, template)
 
 
-def _make_environment() -> Environment:
+def template_environment(loader, *, escape_strings: bool = False) -> Environment:
+    """The house's Jinja2 settings (mail here, web pages in roundtable/web): HTML templates escaped, a
+    missing field an error, templates compiled once, and the Lao and English date filters."""
     env = Environment(
-        loader=_KindLoader(TEMPLATES_DIR),
+        loader=loader,
         # select_autoescape() alone does not escape *.html.j2 (DESIGN §4).
-        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=escape_strings),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        auto_reload=False,  # no stat() per render: templates do not change under a running engine
+        auto_reload=False,  # no stat() per render: templates do not change under a running process
         cache_size=-1,
     )
     env.filters.update(lao_date=lao_date, en_date=en_date, lao_day=lao_day, en_day=en_day, lao_datetime=lao_datetime,
                        en_datetime=en_datetime, hm=hm)
+    return env
+
+
+def _make_environment() -> Environment:
+    env = template_environment(_KindLoader(TEMPLATES_DIR))
     env.globals.update({name: Markup(value) for name, value in _STYLES.items()})
     return env
 

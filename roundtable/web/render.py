@@ -4,21 +4,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import FileSystemLoader
 from markupsafe import Markup, escape
 
-from notifications.render import en_date, en_datetime, lao_date, lao_datetime
+from notifications.render import en_datetime, lao_datetime, template_environment
 
 TEMPLATES = Path(__file__).with_name("templates")
-ENVIRONMENT = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    auto_reload=False,
-)
-ENVIRONMENT.filters.update(lao_date=lao_date, en_date=en_date, lao_datetime=lao_datetime, en_datetime=en_datetime)
+ENVIRONMENT = template_environment(FileSystemLoader(TEMPLATES), escape_strings=True)
 
 
 class Bi:
