@@ -73,7 +73,7 @@ def serve_env(tmp_path, smtp):
     engine = make_engine(url)
     upgrade(engine)
     env = {**os.environ, "ROUNDTABLE_DATABASE_URL": url, "ROUNDTABLE_SMTP_HOST": "127.0.0.1",
-           "ROUNDTABLE_SMTP_PORT": str(smtp.port), "ROUNDTABLE_SECRET_KEY": "serve-test-secret",
+           "ROUNDTABLE_SMTP_PORT": str(smtp.port), "ROUNDTABLE_SECRET_KEY": "serve-test-secret-of-at-least-32-bytes",
            "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
     yield engine, env
     engine.dispose()
