@@ -24,6 +24,8 @@ from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
 from calendars.timeline import compute_timeline
+from flows import answers
+from flows.answers import AnswerRefused
 from flows.cycle import start_cycle
 from flows.state import FINISHED, CycleState
 from flows.tick import EngineConfig, next_due, tick
@@ -37,9 +39,15 @@ from notifications.transports import FileTransport
 
 MAIL_DIR = "mail"  # under the output folder: every simulated message as an .eml file
 SIM_SENDER = "GSWG Secretariat via Roundtable <roundtable@gswg.example.org>"
-SIM_SECRET = "simulation-only-secret"  # links in simulated mail; never a real deployment's key
+SIM_SECRET = "simulation-only-secret"  # links in simulated mail when no key is configured; never a real key
+SIM_BASE_URL = "http://127.0.0.1:8000"  # where `roundtable web` serves by default
+SECRET_FILE = "secret_key"  # DIR/secret_key: the simulation key, which `roundtable web` reads beside the database
 # Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
-ENGINE_REACTS_TO = ("revision", "checklist", "receipt")
+ENGINE_REACTS_TO = ("decision", "revision", "checklist", "receipt")
+RECORDERS = {"suggestion": answers.record_suggestion, "comment": answers.record_comment,
+             "rsvp": answers.record_rsvp, "checklist": answers.record_checklist,
+             "decision": answers.record_decision, "revision": answers.record_revision,
+             "receipt": answers.record_receipt}
 REJECTION_REASON = ("ກະລຸນາເພີ່ມກິດຈະກຳກ່ຽວກັບເປົ້າໝາຍການພັດທະນາແບບຍືນຍົງ ທີ 16 — "
                     "Please add the SDG 16 activities recommended by the Round Table Meeting.")
 
@@ -67,6 +75,7 @@ class _Agents:
         self.wakes: list[tuple[datetime, int]] = []  # the actions the engine reacts to at once
         self.counter = itertools.count()
         self.answer_kinds: dict[int, str] = {}
+        self.refused: Counter = Counter()  # answers flows.answers turned down, by refusal code
 
     def at(self, moment: datetime, action: Callable[[], None], *, wakes_engine: bool = False) -> None:
         """Plan an action. Most answers (suggestions, comments, RSVPs) change nothing until the engine's
@@ -96,34 +105,45 @@ class _Agents:
         moment = start + (end - start) * self.rng.uniform(0.05, 0.9)
         return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
-    def _answer(self, step: Step, member_id: int, kind: str, body: str, at: datetime, **data) -> None:
+    def _answer(self, step: Step, member_id: int, kind: str, at: datetime, **fields) -> None:
+        """Plan an answer, recorded through flows.answers as any other channel's (a refusal is counted)."""
         def record():
-            self.session.add(Response(step_id=step.id, member_id=member_id, kind=kind, body=body, data=data, at=at))
+            try:
+                RECORDERS[kind](session=self.session, member_id=member_id, step_id=step.id, now=at,
+                                channel="simulator", **fields)
+            except AnswerRefused as refused:
+                self.refused[refused.code] += 1
         self.at(at, record, wakes_engine=kind in ENGINE_REACTS_TO)
 
     def react(self, row: SentRow, now: datetime, revision: int) -> None:
         step = self.session.get(Step, row.step_id)
-        if row.kind == "call" and self.rng.random() < self.respond_rate:
-            kind = self.answer_kind(step)
-            body = self.rng.choice(SUGGESTIONS if kind == "suggestion" else COMMENTS)
-            self._answer(step, row.member_id, kind, body, self._between(now, step.due_at))
-        elif row.kind == "reminder" and self.rng.random() < self.respond_rate / 2:
-            kind = self.answer_kind(step)
-            self._answer(step, row.member_id, kind, self.rng.choice(SUGGESTIONS), self._between(now, step.due_at))
+        rate = self.respond_rate / 2 if row.kind == "reminder" else self.respond_rate
+        if row.kind in ("call", "reminder") and self.rng.random() < rate:
+            suggestion = self.answer_kind(step) == "suggestion"
+            texts = SUGGESTIONS if suggestion or row.kind == "reminder" else COMMENTS
+            text, at = self.rng.choice(texts), self._between(now, step.due_at)
+            if suggestion:
+                self._answer(step, row.member_id, "suggestion", at, title=text)
+            else:
+                self._answer(step, row.member_id, "comment", at, body=text)
         elif row.kind == "invite" and self.rng.random() < self.respond_rate:
             partstat = self.rng.choice(("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED"))
-            self._answer(step, row.member_id, "rsvp", partstat, self._between(now, step.starts_at))
+            self._answer(step, row.member_id, "rsvp", self._between(now, step.starts_at), partstat=partstat)
         elif row.kind == "task" and step.kind == "review":
-            self._answer(step, row.member_id, "checklist", "accepted 14, merged 5, rejected 3",
-                         self._between(now, step.due_at), accepted=14, merged=5, rejected=3)
+            self._answer(step, row.member_id, "checklist", self._between(now, step.due_at),
+                         accepted=14, merged=5, rejected=3)
         elif row.kind == "approval_request" and row.revision == revision:
-            self._decide(step, row.member_id, row.revision, self._between(now, step.due_at))
+            # The first draft is sometimes sent back; a revised plan is always approved.
+            at = self._between(now, step.due_at)
+            reject = row.revision == 1 and self.rng.random() < 0.15
+            self._answer(step, row.member_id, "decision", at, revision=row.revision,
+                         decision="reject" if reject else "approve", reason=REJECTION_REASON if reject else "")
         elif row.kind == "revision_request":
             revised = self.calendar.add_business_days(now.date(), 2)
             at = now.replace(year=revised.year, month=revised.month, day=revised.day)
-            self._answer(step, row.member_id, "revision", "revised plan", at, revision=row.revision + 1)
+            self._answer(step, row.member_id, "revision", at, revision=row.revision + 1)
         elif row.kind == "submission":
-            self._answer(step, row.member_id, "receipt", "received", self._between(now, step.due_at))
+            self._answer(step, row.member_id, "receipt", self._between(now, step.due_at))
 
     def answer_kind(self, step: Step) -> str:
         """What an answer to the step is called, as its definition (or its kind) says."""
@@ -131,20 +151,6 @@ class _Agents:
             cycle = self.session.get(Cycle, step.cycle_id)
             self.answer_kinds[step.id] = CycleState(self.session, cycle).step_def(step.key).answer_kind()
         return self.answer_kinds[step.id]
-
-    def _decide(self, step: Step, member_id: int, revision: int, at: datetime) -> None:
-        # The first draft is sometimes sent back; a revised plan is always approved.
-        reject = revision == 1 and self.rng.random() < 0.15
-
-        def record():
-            exists = self.session.exec(select(Decision).where(Decision.step_id == step.id,
-                                                              Decision.member_id == member_id,
-                                                              Decision.plan_revision == revision)).first()
-            if exists is None:
-                self.session.add(Decision(step_id=step.id, member_id=member_id, plan_revision=revision, at=at,
-                                          decision="reject" if reject else "approve",
-                                          reason=REJECTION_REASON if reject else ""))
-        self.at(at, record, wakes_engine=True)
 
 
 SUGGESTIONS = (
@@ -173,18 +179,22 @@ def _next_moment(session: Session, cycle_ids: list[int], now: datetime,
 
 def simulate(definition: CycleDefinition, roster: Path, groups: Path, year: int, anchors: dict[str, datetime],
              out_dir: Path, *, respond_rate: float = 0.6, seed: int = 1, until: datetime | None = None,
-             definition_path: str = "", progress: Callable[[str], None] = lambda _m: None) -> SimulationResult:
+             definition_path: str = "", progress: Callable[[str], None] = lambda _m: None,
+             secret: str | None = None, base_url: str = SIM_BASE_URL) -> SimulationResult:
     """One cycle (the CLI's `simulate` and `demo`)."""
     return simulate_cycles([definition], roster, groups, year, anchors, out_dir, respond_rate=respond_rate,
-                           seed=seed, until=until, definition_paths=[definition_path], progress=progress)
+                           seed=seed, until=until, definition_paths=[definition_path], progress=progress,
+                           secret=secret, base_url=base_url)
 
 
 def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Path, year: int,
                     anchors: dict[str, datetime], out_dir: Path, *, respond_rate: float = 0.6, seed: int = 1,
                     until: datetime | None = None, definition_paths: list[str] | None = None,
-                    progress: Callable[[str], None] = lambda _m: None) -> SimulationResult:
+                    progress: Callable[[str], None] = lambda _m: None, secret: str | None = None,
+                    base_url: str = SIM_BASE_URL) -> SimulationResult:
     """Several cycles (one per definition, each for its own group) on one database and one virtual clock,
-    as one deployment runs them: every tick advances all live cycles, one outbox delivers for all."""
+    as one deployment runs them: every tick advances all live cycles, one outbox delivers for all.
+    Links are signed for `base_url` with `secret` (None: a simulation key, written to DIR/secret_key)."""
     if not definitions:
         raise ValueError("simulate_cycles needs at least one cycle definition")
     paths = list(definition_paths or [""] * len(definitions))
@@ -195,7 +205,13 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
     shutil.rmtree(out_dir / MAIL_DIR, ignore_errors=True)
     engine = make_engine(f"sqlite:///{out_dir / 'roundtable.db'}")
     upgrade(engine)
-    config = EngineConfig(sender=SIM_SENDER, base_url="https://roundtable.gswg.example.org", secret=SIM_SECRET)
+    if secret is None:  # links signed with a key written beside the database, so `roundtable web` serves them
+        secret = SIM_SECRET
+        (out_dir / SECRET_FILE).write_text(secret + "\n", encoding="utf-8")
+        (out_dir / SECRET_FILE).chmod(0o600)
+    else:  # the configured key: `roundtable web` uses it too; it is never copied into DIR
+        (out_dir / SECRET_FILE).unlink(missing_ok=True)
+    config = EngineConfig(sender=SIM_SENDER, base_url=base_url, secret=secret)
     timelines = [compute_timeline(definition, year, anchors) for definition in definitions]
     launch = min(step.first_moment for timeline in timelines for step in timeline) - timedelta(days=1)
     zone = timelines[0][0].opens_at.tzinfo

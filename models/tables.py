@@ -190,3 +190,21 @@ class Document(SQLModel, table=True):
     content: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     path: str = ""
     created_at: Optional[datetime] = _utc(nullable=False)
+
+
+class AnswerAudit(SQLModel, table=True):
+    """Who answered what, when and by which channel (web | mail | cli | simulator): one row per answer
+    recorded, changed or withdrawn through flows.answers. Never updated."""
+
+    __tablename__ = "answer_audit"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: Optional[datetime] = _utc(nullable=False)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    step_id: int = Field(foreign_key="step.id", index=True)
+    cycle_id: Optional[int] = Field(default=None, foreign_key="cycle.id")
+    kind: str  # suggestion | comment | rsvp | survey | minutes | checklist | decision | revision | receipt
+    action: str = "create"  # create | update | withdraw
+    channel: str
+    late: bool = False
+    ref_id: Optional[int] = None  # the Response / Decision row
+    detail: dict = _json_dict()

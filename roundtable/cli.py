@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from roundtable.commands import calendar, cycle, groups, init, roster, rsvp, simulate, timeline
+from roundtable.commands import calendar, cycle, groups, init, roster, rsvp, simulate, timeline, web
 
 app = typer.Typer(
     help="Roundtable: the annual planning cycle of a sector working group (Lao PDR Round Table Process).",
@@ -22,6 +22,7 @@ init.register(app)
 cycle.register(app)
 simulate.register(app)
 timeline.register(app)
+web.register(app)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ VIENTIANE = ZoneInfo("Asia/Vientiane")
 # "before Friday 8 November 2019, 17:00 (Laos Time)", "Due: …", "before Wednesday 20 November 2019"
 STATED = re.compile(r"(?:before|Deadline:|Due:) (?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday) "
                     r"(\d{1,2} [A-Z][a-z]+ \d{4})(?:, (\d{2}:\d{2}))?")
-LINK = re.compile(r"https://\S+/action/([a-z]+)\.(\S+)")
+LINK = re.compile(r"https?://\S+/action/([a-z]+)\.(\S+)")
 
 
 @pytest.fixture(scope="module")

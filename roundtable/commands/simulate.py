@@ -42,7 +42,8 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
                       f"due {step.due_at:%Y-%m-%d %H:%M %z}  {step.title_lo}")
     try:
         result = run_simulation(parsed, roster, groups, year, anchors, out, respond_rate=respond_rate, seed=seed,
-                                until=stop, definition_path=str(definition), progress=progress)
+                                until=stop, definition_path=str(definition), progress=progress,
+                                secret=settings().resolved_secret_key(), base_url=settings().base_url)
     except (ValueError, RosterInvalid, InputFileError) as exc:  # a roster or groups file the importer refused
         fail(str(exc))
     console.print(f"\n{result.messages} messages in {out / 'messages.jsonl'} and {out / 'mail'}/ "
@@ -51,6 +52,8 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
     for (step, kind), count in sorted(result.by_step_kind.items()):
         console.print(f"  {step:<24} {kind:<18} {count}")
     console.print("Answers: " + ", ".join(f"{k} {v}" for k, v in sorted(result.answers.items())))
+    console.print(f"Links point to {settings().base_url}: serve them with "
+                  f"ROUNDTABLE_DATABASE_URL=sqlite:///{out / 'roundtable.db'} roundtable web")
     console.print("Decisions:")
     for d in result.decisions:
         console.print(f"  {d['at']}  {d['member']}: {d['decision']} (revision {d['revision']})")

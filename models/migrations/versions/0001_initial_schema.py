@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 03:39:04.893872
+Create Date: 2026-11-30 03:54:24.813839
 """
 from typing import Sequence, Union
 
@@ -117,6 +117,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('step', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_step_cycle_id'), ['cycle_id'], unique=False)
+
+    op.create_table('answer_audit',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('step_id', sa.Integer(), nullable=False),
+    sa.Column('cycle_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('late', sa.Boolean(), nullable=False),
+    sa.Column('ref_id', sa.Integer(), nullable=True),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['cycle_id'], ['cycle.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.ForeignKeyConstraint(['step_id'], ['step.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('answer_audit', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_answer_audit_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_answer_audit_step_id'), ['step_id'], unique=False)
 
     op.create_table('calendar_entry',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -241,6 +262,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_calendar_entry_cycle_id'))
 
     op.drop_table('calendar_entry')
+    with op.batch_alter_table('answer_audit', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_answer_audit_step_id'))
+        batch_op.drop_index(batch_op.f('ix_answer_audit_member_id'))
+
+    op.drop_table('answer_audit')
     with op.batch_alter_table('step', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_step_cycle_id'))
 

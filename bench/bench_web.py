@@ -1,0 +1,206 @@
+"""The web app under load: 3,000 members, 50 concurrent clients on loopback, SQLite.
+
+Setup: GSWG with 3,000 members, cycles/gswg.yaml started and ticked to the opening of the call for
+suggestions (every member has a `respond` link). One uvicorn process (one worker, as `roundtable web`
+runs) serves the app and, in the same process, a bare FastAPI page (`/bare`: one route returning a
+small HTML string, no database) — the floor the framework, the server and the loopback set.
+
+Measured from another process (httpx, asyncio, 50 clients, each a different member with its own link):
+  - GET of the action page (the suggestion form with the member's own suggestions),
+  - POST of a suggestion (CSRF checked, answer recorded with its audit row, receipt mail rendered and
+    put in the outbox, committed; the 303 redirect is not followed),
+  - GET of the bare page,
+each phase on its own, latency per request (perf_counter around the call): p50, p99, requests/s.
+Goal: p99 ≤ 100 ms (GET) and ≤ 150 ms (POST) on SQLite; the ratio to the bare page is printed.
+
+    .venv/bin/python bench/bench_web.py                  # 3,000 members, 50 clients
+    .venv/bin/python bench/bench_web.py --quick          # 300 members, 10 clients, fewer requests
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, log, machine, table  # noqa: E402
+
+import httpx  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from models.db import make_engine, upgrade  # noqa: E402
+from models.tables import Member, Membership, Step, WorkingGroup  # noqa: E402
+from notifications.links import sign_action  # noqa: E402
+
+SECRET = "bench-web-secret"
+NOW = "2019-11-04T10:00:00+07:00"  # the call for suggestions is open
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def served_app():
+    """The app uvicorn runs (--factory): the roundtable app, and the bare page beside it."""
+    from datetime import datetime
+
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    from roundtable.web.app import create_app
+
+    moment = datetime.fromisoformat(os.environ["BENCH_WEB_NOW"])
+    roundtable = create_app(engine=make_engine(os.environ["BENCH_WEB_DB"]), secret=SECRET, clock=lambda: moment)
+    bare = FastAPI()
+
+    @bare.get("/bare")
+    def bare_page() -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>bare</title><p>ok</p>")
+
+    async def app(scope, receive, send):
+        target = bare if scope["type"] == "http" and scope["path"] == "/bare" else roundtable
+        await target(scope, receive, send)
+
+    return app
+
+
+def build(db_url: str, members: int) -> list[str]:
+    """The database: GSWG's seed people plus `members` members, the call open. Returns their links."""
+    from tests.engine_helpers import CONFIG, local, seed_people, start_gswg
+    from flows.tick import tick
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        gswg = session.exec(select(WorkingGroup).where(WorkingGroup.code == "GSWG")).scalars().one()
+        session.execute(insert(Member), [{"name": f"ສະມາຊິກ {i}", "email": f"member{i}@bench.example.org",
+                                          "organisation": "ກະຊວງ", "language": "lo"} for i in range(members)])
+        ids = session.execute(select(Member.id).where(Member.email.like("%@bench.example.org"))).scalars().all()
+        session.execute(insert(Membership), [{"member_id": i, "group_id": gswg.id, "role": "member"} for i in ids])
+        session.commit()
+        cycle = start_gswg(session)
+        tick(session, local(2019, 11, 1, 9, 0), CONFIG)
+        session.commit()
+        call = session.execute(select(Step.id).where(Step.cycle_id == cycle.id,
+                                                     Step.key == "call_for_suggestions")).scalar_one()
+    engine.dispose()
+    return [f"/action/{sign_action(SECRET, member_id=i, step_id=call, purpose='respond')}" for i in ids]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
+
+
+async def _phase(base: str, clients: int, per_client: int, request) -> tuple[list[float], float, int]:
+    """`clients` concurrent clients, each sending `per_client` requests; (latencies, seconds, failures)."""
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        async def one_client(index: int):
+            nonlocal failures
+            state = {}
+            for n in range(per_client):
+                started = time.perf_counter()
+                try:
+                    ok = await request(client, index, n, state)
+                except httpx.TransportError:
+                    ok = False
+                latencies.append(time.perf_counter() - started)
+                failures += not ok
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+        return latencies, time.perf_counter() - started, failures
+
+
+async def run(base: str, links: list[str], clients: int, gets: int, posts: int) -> dict:
+    async def bare(client, index, n, state):
+        return (await client.get("/bare")).status_code == 200
+
+    async def get_page(client, index, n, state):
+        return (await client.get(links[index])).status_code == 200
+
+    async def post_suggestion(client, index, n, state):
+        link = links[clients + index]  # members who have not filed yet: each starts from an empty list
+        if "csrf" not in state:
+            state["csrf"] = CSRF.search((await client.get(link)).text).group(1)
+        response = await client.post(link, data={
+            "csrf": state["csrf"], "op": "save", "title": f"ສໍາມະນາ ທີ {n} ກ່ຽວກັບການປົກຄອງທີ່ດີ",
+            "what": "ກອງປະຊຸມສອງມື້", "why": "SDG 16", "months": ["3", "4"], "serves": ["sdg16"],
+            "lead": "ກະຊວງພາຍໃນ"})
+        return response.status_code == 303
+
+    # Warm both apps (templates compiled, connections opened) before measuring.
+    await _phase(base, clients, 2, bare)
+    await _phase(base, clients, 2, get_page)
+    results = {}
+    for name, request, count in (("bare page GET", bare, gets), ("action page GET", get_page, gets),
+                                 ("suggestion POST", post_suggestion, posts)):
+        latencies, seconds, failures = await _phase(base, clients, count, request)
+        results[name] = (latencies, seconds, failures)
+        log(f"{name}: {len(latencies)} requests in {seconds:.1f}s, {failures} failed")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--gets", type=int, default=40, help="GET requests per client")
+    parser.add_argument("--posts", type=int, default=10, help="POST requests per client")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.members, args.clients, args.gets, args.posts = 300, 10, 10, 5
+    log(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        links = build(db_url, args.members)
+        log(f"database ready: {args.members} members + 10 seed people, call for suggestions open")
+        port = _free_port()
+        env = {**os.environ, "BENCH_WEB_DB": db_url, "BENCH_WEB_NOW": NOW, "PYTHONPATH": str(ROOT)}
+        server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "bench_web:served_app",
+                                   "--app-dir", str(Path(__file__).resolve().parent), "--host", "127.0.0.1",
+                                   "--port", str(port), "--log-level", "warning", "--no-access-log",
+                                   "--timeout-keep-alive", "120"],
+                                  env=env, cwd=ROOT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(400):
+                try:
+                    httpx.get(base + "/bare", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            results = asyncio.run(run(base, links, args.clients, args.gets, args.posts))
+        finally:
+            server.terminate()
+            server.wait(20)
+    bare = results["bare page GET"][0]
+    rows = []
+    for name, (latencies, seconds, failures) in results.items():
+        rows.append([name, len(latencies), f"{_pct(latencies, 0.5):.1f}", f"{_pct(latencies, 0.99):.1f}",
+                     f"{len(latencies) / seconds:.0f}", failures,
+                     f"{_pct(latencies, 0.5) / _pct(bare, 0.5):.1f}×", f"{_pct(latencies, 0.99) / _pct(bare, 0.99):.1f}×"])
+    print()
+    print(f"{args.members} members, {args.clients} concurrent clients, SQLite, one uvicorn worker")
+    print(table(["request", "n", "p50 ms", "p99 ms", "req/s", "failed", "p50/bare", "p99/bare"], rows))
+    get99, post99 = _pct(results["action page GET"][0], 0.99), _pct(results["suggestion POST"][0], 0.99)
+    print(f"goal p99 ≤ 100 ms GET: {'met' if get99 <= 100 else 'NOT met'} ({get99:.0f} ms); "
+          f"≤ 150 ms POST: {'met' if post99 <= 150 else 'NOT met'} ({post99:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""The one way in for every answer: web form, mail reply, CLI or simulator (DESIGN §3).
+
+One function per answer kind. Each checks, before it writes anything:
+  - the step exists, belongs to a live cycle and takes this kind of answer;
+  - the step is open at `now` (an answer after the deadline but before the step closes is kept and
+    marked late: `data["late"] = True` and `late` in the audit row);
+  - the person is in the step's audience on the day of `now`;
+  - the plan revision is the current one (when the caller names one: approval links carry it);
+then writes the answer and one AnswerAudit row naming the channel. A refusal raises AnswerRefused and
+writes nothing. Nothing here commits: the caller's session does.
+"""
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from flows.state import CycleState
+from models.tables import AnswerAudit, Cycle, Decision, Document, Membership, Response, Step, WorkingGroup
+
+CHANNELS = ("web", "mail", "cli", "simulator")
+PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")
+DECISIONS = ("approve", "reject")
+SURVEY_DAYS = 14  # the satisfaction survey of a meeting takes answers this long after it ends
+MAX_TEXT = 4000  # characters of one free-text field
+MAX_MINUTES_BYTES = 20 * 1024 * 1024
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+_DATA = Path(__file__).with_name("answer_lists.yaml")
+
+
+class AnswerRefused(Exception):
+    """An answer that cannot be taken. `code` is a short word a page or a reply can be chosen by:
+    unknown-step, not-open, closed, not-in-audience, stale-revision, awaiting-revision, wrong-step,
+    already-answered, deadline-passed, not-yours, invalid, not-live."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What a recording function hands back: the row written and whether it came late."""
+
+    row: Any
+    late: bool
+
+
+def answer_lists() -> dict:
+    """Lists kept as data: what a suggestion may serve, the survey's questions."""
+    global _LISTS
+    if _LISTS is None:
+        _LISTS = yaml.safe_load(_DATA.read_text(encoding="utf-8"))
+    return _LISTS
+
+
+_LISTS: dict | None = None
+
+
+# ----------------------------------------------------------------------------- the checks
+
+
+@dataclass
+class _Context:
+    cs: CycleState
+    step: Step
+    late: bool
+
+
+def _check(session: Session, *, member_id: int, step_id: int, now: datetime, channel: str,
+           kinds: Iterable[str], window: str = "step", revision: int | None = None,
+           audience: str = "step") -> _Context:
+    if now.tzinfo is None:
+        raise ValueError("now must carry a zone")
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
+    step = session.get(Step, step_id)
+    if step is None:
+        raise AnswerRefused("unknown-step", f"no step {step_id}")
+    cycle = session.get(Cycle, step.cycle_id)
+    if cycle is None or cycle.state != "live":
+        raise AnswerRefused("not-live", "this cycle is no longer running")
+    if step.kind not in kinds:
+        raise AnswerRefused("wrong-step", f"step {step.key!r} ({step.kind}) takes no such answer")
+    cs = CycleState(session, cycle)
+    late = _window(step, now, window)
+    if revision is not None and revision != cycle.plan_revision:
+        raise AnswerRefused("stale-revision", f"revision {revision} of the plan has been replaced by "
+                                              f"revision {cycle.plan_revision}")
+    if audience == "secretariat":
+        roles, groups = ("secretariat-head", "secretariat"), [cs.group.code]
+    else:
+        wanted = cs.step_def(step.key).audience
+        roles, groups = wanted.roles, wanted.groups or cs.group_codes
+    if not _holds(session, member_id, roles, groups, now.astimezone(cs.zone).date()):
+        raise AnswerRefused("not-in-audience", f"member {member_id} is not asked to answer {step.key!r} on "
+                                               f"{now.astimezone(cs.zone):%Y-%m-%d}")
+    return _Context(cs, step, late)
+
+
+def _holds(session: Session, member_id: int, roles, groups, day) -> bool:
+    """Whether the member holds one of `roles` in one of `groups` on `day` (one narrow query, not the
+    whole audience: the simulator records thousands of answers)."""
+    found = session.exec(
+        select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
+        .where(Membership.member_id == member_id, Membership.role.in_(list(roles)),
+               WorkingGroup.code.in_(list(groups)))
+        .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= day))
+        .where(or_(Membership.ends_on.is_(None), Membership.ends_on > day))).first()
+    return found is not None
+
+
+def _window(step: Step, now: datetime, window: str) -> bool:
+    """Raise when the step takes no answer at `now`; else whether the answer is late."""
+    if window == "after-meeting":  # the survey and the minutes: once the meeting has been held
+        start = step.starts_at or step.opens_at
+        if step.state == "skipped" or start is None or now < start:
+            raise AnswerRefused("not-open", "the meeting has not taken place yet")
+        if step.ends_at and now > step.ends_at + timedelta(days=SURVEY_DAYS):
+            raise AnswerRefused("closed", "answers to this meeting are closed")
+        return False
+    if step.state == "planned":
+        raise AnswerRefused("not-open", f"step {step.key!r} is not open yet")
+    if step.state != "open":
+        raise AnswerRefused("closed", f"step {step.key!r} is closed")
+    return bool(step.due_at and now > step.due_at)
+
+
+def open_for(step: Step, now: datetime) -> bool:
+    """Whether edits (of suggestions, comments) are still allowed: before the deadline of an open step."""
+    return step.state == "open" and not (step.due_at and now > step.due_at)
+
+
+def _audit(session: Session, ctx: _Context, *, member_id: int, now: datetime, channel: str, kind: str,
+           action: str, ref_id: int | None, detail: dict) -> None:
+    session.add(AnswerAudit(at=now, member_id=member_id, step_id=ctx.step.id, cycle_id=ctx.step.cycle_id,
+                            kind=kind, action=action, channel=channel, late=ctx.late, ref_id=ref_id,
+                            detail=detail))
+
+
+def _text(name: str, value: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise AnswerRefused("invalid", f"{name} is required")
+    if len(value) > limit:
+        raise AnswerRefused("invalid", f"{name} is longer than {limit} characters")
+    return value
+
+
+def _own(session: Session, row_id: int, member_id: int, step_id: int, kind: str) -> Response:
+    row = session.get(Response, row_id)
+    if row is None or row.step_id != step_id or row.kind != kind:
+        raise AnswerRefused("invalid", f"no {kind} {row_id} in this step")
+    if row.member_id != member_id:
+        raise AnswerRefused("not-yours", f"{kind} {row_id} was filed by someone else")
+    return row
+
+
+def _save(session: Session, ctx: _Context, row: Response | Decision | None, new: Any, *, member_id: int,
+          now: datetime, channel: str, kind: str, detail: dict) -> Accepted:
+    """Insert `new` (row None) or the changed `row`; then the audit row."""
+    action = "create" if row is None else "update"
+    target = new if row is None else row
+    if isinstance(target, Response) and ctx.late:
+        target.data = {**target.data, "late": True}
+    session.add(target)
+    session.flush()
+    _audit(session, ctx, member_id=member_id, now=now, channel=channel, kind=kind, action=action,
+           ref_id=target.id, detail=detail)
+    return Accepted(target, ctx.late)
+
+
+# ----------------------------------------------------------------------------- suggestions, comments
+
+
+def record_suggestion(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                      title: str, what: str = "", why: str = "", months: Iterable[int] = (), lead: str = "",
+                      serves: Iterable[str] = (), serves_other: str = "", suggestion_id: int | None = None,
+                      revision: int | None = None) -> Accepted:
+    """A suggested activity (a person may file several). `suggestion_id` edits one of theirs, which is
+    allowed until the deadline. `serves` names entries of the list kept as data; `serves_other` is free."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("collect",),
+                 revision=revision)
+    title = _text("title", title, required=True, limit=300)
+    months = sorted({int(m) for m in months})
+    if any(not 1 <= m <= 12 for m in months):
+        raise AnswerRefused("invalid", "months are 1 to 12")
+    known = {item["key"] for item in answer_lists()["serves"]}
+    serves = [s for s in dict.fromkeys(serves) if s]
+    unknown = [s for s in serves if s not in known]
+    if unknown:
+        raise AnswerRefused("invalid", f"unknown aim(s): {', '.join(unknown)}")
+    data = {"title": title, "what": _text("what", what), "why": _text("why", why), "months": months,
+            "lead": _text("lead organisation", lead, limit=300), "serves": serves,
+            "serves_other": _text("other aim", serves_other, limit=300)}
+    row = None
+    if suggestion_id is not None:
+        row = _own(session, suggestion_id, member_id, step_id, "suggestion")
+        _before_deadline(session, ctx, now)
+        row.body, row.data, row.at = title, data, now
+    new = Response(step_id=step_id, member_id=member_id, kind="suggestion", body=title, data=data, at=now)
+    return _save(session, ctx, row, new, member_id=member_id, now=now, channel=channel, kind="suggestion",
+                 detail={"title": title})
+
+
+def withdraw_suggestion(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                        suggestion_id: int) -> None:
+    """Take back one's suggestion before the deadline (the row goes; the audit keeps its title)."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("collect",))
+    row = _own(session, suggestion_id, member_id, step_id, "suggestion")
+    _before_deadline(session, ctx, now)
+    _audit(session, ctx, member_id=member_id, now=now, channel=channel, kind="suggestion", action="withdraw",
+           ref_id=row.id, detail={"title": row.body})
+    session.delete(row)
+    session.flush()
+
+
+def _before_deadline(session: Session, ctx: _Context, now: datetime) -> None:
+    if not open_for(ctx.step, now):
+        raise AnswerRefused("deadline-passed", "the deadline has passed: answers can no longer be changed")
+
+
+def record_comment(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                   body: str, activity: str = "", comment_id: int | None = None,
+                   revision: int | None = None) -> Accepted:
+    """A comment on the draft plan, on one activity (its text) or in general (""); editable until the deadline."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("collect",),
+                 revision=revision)
+    body = _text("comment", body, required=True)
+    data = {"activity": _text("activity", activity, limit=1000)}
+    row = None
+    if comment_id is not None:
+        row = _own(session, comment_id, member_id, step_id, "comment")
+        _before_deadline(session, ctx, now)
+        row.body, row.data, row.at = body, data, now
+    new = Response(step_id=step_id, member_id=member_id, kind="comment", body=body, data=data, at=now)
+    return _save(session, ctx, row, new, member_id=member_id, now=now, channel=channel, kind="comment",
+                 detail={"activity": data["activity"]})
+
+
+# ----------------------------------------------------------------------------- meetings
+
+
+def record_rsvp(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                partstat: str, reason: str = "") -> Accepted:
+    """Accept / tentative / decline, stored as an iTIP reply is (one rsvp Response per person, body =
+    PARTSTAT, the reason as its comment); a later answer replaces the earlier one."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel,
+                 kinds=("meeting", "review"))
+    partstat = (partstat or "").upper()
+    if partstat not in PARTSTATS:
+        raise AnswerRefused("invalid", f"answer must be one of {', '.join(PARTSTATS)}")
+    reason = _text("reason", reason, limit=1000)
+    row = session.exec(select(Response).where(Response.step_id == step_id, Response.member_id == member_id,
+                                              Response.kind == "rsvp")).first()
+    data = {"comment": reason, "stamp": now.isoformat(), "source": channel}
+    if row is not None:
+        row.body, row.data, row.at = partstat, data, now
+    new = Response(step_id=step_id, member_id=member_id, kind="rsvp", body=partstat, data=data, at=now)
+    return _save(session, ctx, row, new, member_id=member_id, now=now, channel=channel, kind="rsvp",
+                 detail={"partstat": partstat})
+
+
+def record_survey(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                  scores: dict[str, int], comment: str = "") -> Accepted:
+    """The satisfaction survey of a meeting: 1–5 per question kept as data, and a comment; once a person."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("meeting",),
+                 window="after-meeting")
+    questions = [q["key"] for q in answer_lists()["survey"]]
+    clean: dict[str, int] = {}
+    for key in questions:
+        try:
+            value = int(scores.get(key))
+        except (TypeError, ValueError):
+            raise AnswerRefused("invalid", f"a score from 1 to 5 is needed for {key!r}") from None
+        if not 1 <= value <= 5:
+            raise AnswerRefused("invalid", f"score for {key!r} must be 1 to 5")
+        clean[key] = value
+    if set(scores) - set(questions):
+        raise AnswerRefused("invalid", f"unknown question(s): {', '.join(sorted(set(scores) - set(questions)))}")
+    if _exists(session, step_id, member_id, "survey"):
+        raise AnswerRefused("already-answered", "this survey has already been answered")
+    new = Response(step_id=step_id, member_id=member_id, kind="survey", body=_text("comment", comment),
+                   data={"scores": clean}, at=now)
+    return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="survey",
+                 detail={"scores": clean})
+
+
+def record_minutes(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                   filename: str, content: bytes) -> Accepted:
+    """The minutes of a meeting (secretariat): a PDF or DOCX stored as a Document with its checksum."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("meeting",),
+                 window="after-meeting", audience="secretariat")
+    media_type = minutes_type(filename, content)
+    if not content:
+        raise AnswerRefused("invalid", "the file is empty")
+    if len(content) > MAX_MINUTES_BYTES:
+        raise AnswerRefused("invalid", f"the file is larger than {MAX_MINUTES_BYTES // (1024 * 1024)} MB")
+    checksum = hashlib.sha256(content).hexdigest()
+    name = Path(filename or "minutes").name[-200:]
+    document = Document(cycle_id=ctx.step.cycle_id, kind="minutes", revision=1, checksum=checksum, filename=name,
+                        media_type=media_type, content=content, created_at=now)
+    session.add(document)
+    session.flush()
+    new = Response(step_id=step_id, member_id=member_id, kind="minutes", body=name,
+                   data={"document_id": document.id, "checksum": checksum}, at=now)
+    return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="minutes",
+                 detail={"document_id": document.id, "checksum": checksum, "filename": name})
+
+
+def minutes_type(filename: str, content: bytes) -> str:
+    """PDF or DOCX by their bytes (the name alone proves nothing); anything else is refused."""
+    if content.startswith(b"%PDF-"):
+        return PDF
+    if content.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                if "word/document.xml" in archive.namelist():
+                    return DOCX
+        except zipfile.BadZipFile:
+            pass
+    raise AnswerRefused("invalid", f"{filename or 'the file'} is neither a PDF nor a Word (.docx) document")
+
+
+# ----------------------------------------------------------------------------- secretariat, chairs, MPI
+
+
+def record_checklist(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                     accepted: int, merged: int, rejected: int, note: str = "") -> Accepted:
+    """The secretariat's review: how many suggestions were accepted, merged, rejected."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("review",))
+    counts = {"accepted": accepted, "merged": merged, "rejected": rejected}
+    if any(not isinstance(v, int) or v < 0 for v in counts.values()):
+        raise AnswerRefused("invalid", "the counts are whole numbers, 0 or more")
+    body = _text("note", note) or f"accepted {accepted}, merged {merged}, rejected {rejected}"
+    new = Response(step_id=step_id, member_id=member_id, kind="checklist", body=body, data=counts, at=now)
+    return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="checklist",
+                 detail=counts)
+
+
+def record_decision(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                    decision: str, reason: str = "", revision: int | None = None) -> Accepted:
+    """Approve or reject (reason required) the plan at its current revision; one decision a person a revision.
+    A mail never decides (From can be forged): the mail channel is refused."""
+    if channel == "mail":
+        raise AnswerRefused("invalid", "a decision is taken on the confirm page, never by mail")
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("approval",),
+                 revision=revision)
+    cycle = ctx.cs.cycle
+    if ctx.step.data.get("awaiting_revision"):
+        raise AnswerRefused("awaiting-revision", "the plan is being revised: a new request will follow")
+    if decision not in DECISIONS:
+        raise AnswerRefused("invalid", f"decision must be one of {', '.join(DECISIONS)}")
+    reason = _text("reason", reason, required=decision == "reject")
+    taken = session.exec(select(Decision).where(Decision.step_id == step_id, Decision.member_id == member_id,
+                                                Decision.plan_revision == cycle.plan_revision)).first()
+    if taken is not None:
+        raise AnswerRefused("already-answered", f"already decided: {taken.decision}")
+    new = Decision(step_id=step_id, member_id=member_id, decision=decision, reason=reason,
+                   plan_revision=cycle.plan_revision, at=now)
+    return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="decision",
+                 detail={"decision": decision, "revision": cycle.plan_revision})
+
+
+def record_revision(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                    revision: int, note: str = "") -> Accepted:
+    """The secretariat records the revised plan after a rejection (revision = the new plan revision)."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("approval",),
+                 audience="secretariat")
+    awaited = ctx.step.data.get("awaiting_revision")
+    if not awaited or revision != awaited:
+        raise AnswerRefused("stale-revision", f"no revision {revision} is awaited")
+    new = Response(step_id=step_id, member_id=member_id, kind="revision", body=_text("note", note) or "revised plan",
+                   data={"revision": revision}, at=now)
+    return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="revision",
+                 detail={"revision": revision})
+
+
+def record_receipt(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                   note: str = "") -> Accepted:
+    """MPI's focal point confirms that the work plan arrived (once; a second confirmation is refused)."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("submit",))
+    if _exists(session, step_id, member_id, "receipt"):
+        raise AnswerRefused("already-answered", "the receipt has already been confirmed")
+    new = Response(step_id=step_id, member_id=member_id, kind="receipt", body=_text("note", note) or "received",
+                   at=now)
+    return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="receipt", detail={})
+
+
+def _exists(session: Session, step_id: int, member_id: int, kind: str) -> bool:
+    return session.exec(select(Response.id).where(Response.step_id == step_id, Response.member_id == member_id,
+                                                  Response.kind == kind)).first() is not None
