@@ -123,7 +123,7 @@ class Timers:
         self.wrap(flows.messages, "render_message", "    templates (notifications/render.py)")
         self.wrap(flows.messages, "calendar_part", "    iCalendar part (calendars/ics.py)")
         self.wrap(flows.messages, "build_message", "    MIME composition (notifications/compose.py)")
-        self.wrap(flows.messages, "document_for", "    attachments (flows/documents.py)")
+        self.wrap(flows.messages, "documents_for", "    attachments (flows/documents.py)")
         self.wrap(flows.simulate, "_deliver", "deliver (outbox -> .eml, messages.jsonl)")
 
 

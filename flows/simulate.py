@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
 from calendars.timeline import compute_timeline
-from flows import answers
+from flows import answers, simulate_desk
 from flows.answers import AnswerRefused
 from flows.cycle import start_cycle
 from flows.state import FINISHED, CycleState
@@ -45,8 +45,8 @@ SECRET_FILE = "secret_key"  # DIR/secret_key: the simulation key, which `roundta
 # Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
 ENGINE_REACTS_TO = ("decision", "revision", "checklist", "receipt")
 RECORDERS = {"suggestion": answers.record_suggestion, "comment": answers.record_comment,
-             "rsvp": answers.record_rsvp, "checklist": answers.record_checklist,
-             "decision": answers.record_decision, "revision": answers.record_revision,
+             "rsvp": answers.record_rsvp, "checklist": simulate_desk.review,  # the review at the desk
+             "decision": answers.record_decision, "revision": simulate_desk.revise,
              "receipt": answers.record_receipt}
 REJECTION_REASON = ("ກະລຸນາເພີ່ມກິດຈະກຳກ່ຽວກັບເປົ້າໝາຍການພັດທະນາແບບຍືນຍົງ ທີ 16 — "
                     "Please add the SDG 16 activities recommended by the Round Table Meeting.")
@@ -130,8 +130,7 @@ class _Agents:
             partstat = self.rng.choice(("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED"))
             self._answer(step, row.member_id, "rsvp", self._between(now, step.starts_at), partstat=partstat)
         elif row.kind == "task" and step.kind == "review":
-            self._answer(step, row.member_id, "checklist", self._between(now, step.due_at),
-                         accepted=14, merged=5, rejected=3)
+            self._answer(step, row.member_id, "checklist", self._between(now, step.due_at))
         elif row.kind == "approval_request" and row.revision == revision:
             # The first draft is sometimes sent back; a revised plan is always approved.
             at = self._between(now, step.due_at)

@@ -5,7 +5,7 @@ import sys
 
 import typer
 
-from roundtable.commands import calendar, cycle, groups, init, roster, rsvp, simulate, timeline, web
+from roundtable.commands import calendar, cycle, groups, init, plan, roster, rsvp, simulate, timeline, web
 
 app = typer.Typer(
     help="Roundtable: the annual planning cycle of a sector working group (Lao PDR Round Table Process).",
@@ -18,6 +18,7 @@ app.add_typer(groups.app, name="groups", help="Load working groups from YAML.")
 app.add_typer(calendar.app, name="calendar", help="Calendar feeds (.ics).")
 app.add_typer(rsvp.app, name="rsvp", help="Meeting replies (iTIP REPLY).")
 app.add_typer(cycle.app, name="cycle", help="Start a cycle, move its anchors.")
+app.add_typer(plan.app, name="plan", help="The work plan: show it, export it (DOCX, XLSX).")
 init.register(app)
 cycle.register(app)
 simulate.register(app)
