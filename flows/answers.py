@@ -203,14 +203,8 @@ def record_suggestion(*, session: Session, member_id: int, step_id: int, now: da
     data = {"title": title, "what": _text("what", what), "why": _text("why", why), "months": months,
             "lead": _text("lead organisation", lead, limit=300), "serves": serves,
             "serves_other": _text("other aim", serves_other, limit=300)}
-    row = None
-    if suggestion_id is not None:
-        row = _own(session, suggestion_id, member_id, step_id, "suggestion")
-        _before_deadline(session, ctx, now)
-        row.body, row.data, row.at = title, data, now
-    new = Response(step_id=step_id, member_id=member_id, kind="suggestion", body=title, data=data, at=now)
-    return _save(session, ctx, row, new, member_id=member_id, now=now, channel=channel, kind="suggestion",
-                 detail={"title": title})
+    return _editable(session, ctx, "suggestion", suggestion_id, member_id=member_id, now=now, channel=channel,
+                     body=title, data=data, detail={"title": title})
 
 
 def withdraw_suggestion(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
@@ -223,6 +217,18 @@ def withdraw_suggestion(*, session: Session, member_id: int, step_id: int, now: 
            ref_id=row.id, detail={"title": row.body})
     session.delete(row)
     session.flush()
+
+
+def _editable(session: Session, ctx: _Context, kind: str, row_id: int | None, *, member_id: int, now: datetime,
+              channel: str, body: str, data: dict, detail: dict) -> Accepted:
+    """A new suggestion or comment, or (row_id given) a change to one of the person's own before the deadline."""
+    row = None
+    if row_id is not None:
+        row = _own(session, row_id, member_id, ctx.step.id, kind)
+        _before_deadline(session, ctx, now)
+        row.body, row.data, row.at = body, data, now
+    new = Response(step_id=ctx.step.id, member_id=member_id, kind=kind, body=body, data=data, at=now)
+    return _save(session, ctx, row, new, member_id=member_id, now=now, channel=channel, kind=kind, detail=detail)
 
 
 def _before_deadline(session: Session, ctx: _Context, now: datetime) -> None:
@@ -238,14 +244,8 @@ def record_comment(*, session: Session, member_id: int, step_id: int, now: datet
                  revision=revision)
     body = _text("comment", body, required=True)
     data = {"activity": _text("activity", activity, limit=1000)}
-    row = None
-    if comment_id is not None:
-        row = _own(session, comment_id, member_id, step_id, "comment")
-        _before_deadline(session, ctx, now)
-        row.body, row.data, row.at = body, data, now
-    new = Response(step_id=step_id, member_id=member_id, kind="comment", body=body, data=data, at=now)
-    return _save(session, ctx, row, new, member_id=member_id, now=now, channel=channel, kind="comment",
-                 detail={"activity": data["activity"]})
+    return _editable(session, ctx, "comment", comment_id, member_id=member_id, now=now, channel=channel,
+                     body=body, data=data, detail={"activity": data["activity"]})
 
 
 # ----------------------------------------------------------------------------- meetings

@@ -119,6 +119,9 @@ def test_refusals_get_a_bilingual_page_and_record_nothing(world, client):
     # too large a body is refused before it is read
     big = client.post(url, data={"csrf": csrf, "title": "x" * 70_000})
     assert big.status_code == 413
+    chunked = client.post(url, content=(b"title=" + b"x" * 8192 for _ in range(10)),
+                          headers={"content-type": "application/x-www-form-urlencoded"})
+    assert chunked.status_code == 413
     # a person not in the step's audience (MPI is not asked for suggestions)
     mpi = post(client, world.link("mpi@example.org", "call_for_suggestions", "respond"), op="save", title="x")
     assert mpi.status_code == 409 and "not among the people" in mpi.text
@@ -223,6 +226,7 @@ def test_rsvp_decline_shows_in_status(world, client):
     assert meeting["rsvp"]["DECLINED"] == ["m4@example.org"]
     page = client.get(world.link("head@example.org", "annual_review_meeting", "status"))
     assert 'data-partstat="DECLINED"' in page.text and "m4@example.org" in page.text
+    assert "data-satisfaction" not in page.text  # no survey answers yet
 
 
 def test_survey_once_minutes_upload_checklist_receipt_and_documents(world, client):
@@ -234,6 +238,8 @@ def test_survey_once_minutes_upload_checklist_receipt_and_documents(world, clien
     csrf = csrf_of(client.get(survey).text)
     assert client.post(survey, data={"csrf": csrf, "comment": "ດີ", **scores}).status_code == 200  # redirected
     assert "ທ່ານໄດ້ຕອບແບບສອບຖາມນີ້ແລ້ວ" in client.get(survey).text
+    status_page = client.get(world.link("head@example.org", "annual_review_meeting", "status")).text
+    assert 'data-satisfaction="80"' in status_page  # overall 4 of 5, as the seed's table reports it
     again = client.post(survey, data={"csrf": csrf, **scores})  # the same form sent twice
     assert again.status_code == 409
 
@@ -288,3 +294,17 @@ def test_comments_on_the_draft_table_and_english_first(world, client):
     assert '<html lang="en">' in page.text
     assert post(client, url, activity="", body="Add a budget line").status_code == 303
     assert "Add a budget line" in client.get(url).text
+
+
+def test_a_suggestion_and_a_decision_on_both_databases(engine):
+    """SQLite runs pages on the event loop, PostgreSQL in the thread pool: both record the same."""
+    world = make_world(engine)
+    with TestClient(world.app()) as client:
+        assert post(client, world.link("m2@example.org", "call_for_suggestions", "respond"),
+                    op="save", title="ສໍາມະນາ").status_code == 303
+        world.open_step("approval", due=local(2020, 3, 1, 17, 0))
+        world.now[0] = local(2020, 2, 20, 10, 0)
+        link = world.link("chair@example.org", "approval", "approve", revision=1)
+        assert post(client, link, decision="approve").status_code == 303
+        assert 'data-decision="approve"' in client.get(link).text
+    assert world.counts() == (2, 1, 1)

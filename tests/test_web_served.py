@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ from sqlmodel import Session, select
 
 from models.db import make_engine
 from models.tables import AnswerAudit, Decision, Member
-from tests.web_helpers import csrf_of
+from tests.web_helpers import csrf_of, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+)(/action/[A-Za-z0-9._-]+)")
@@ -52,12 +51,7 @@ def test_a_simulated_cycle_is_served_and_answered_from_its_mail(tmp_path):
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                httpx.get(base + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_serving(base + "/")
         with httpx.Client(base_url=base) as client:
             page = client.get(link)
             assert page.status_code == 200 and "ຮັບຮອງ" in page.text

@@ -1,6 +1,7 @@
 """A cycle with the call open, an app on it with a settable clock, and signed links (tests of the web app)."""
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -63,6 +64,20 @@ def make_world(engine) -> World:
         session.commit()
         steps = {s.key: s.id for s in session.exec(select(Step).where(Step.cycle_id == cycle.id)).all()}
         return World(engine, people, cycle.id, steps)
+
+
+def wait_until_serving(url: str, seconds: float = 20) -> None:
+    """Until a server just started answers `url` (or `seconds` pass)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing answers at {url}")
 
 
 def csrf_of(html: str) -> str:

@@ -1,7 +1,9 @@
 """What every command needs: the console, settings, a migrated database, clean failure."""
 
 import sys
+from datetime import datetime
 from typing import NoReturn
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from sqlalchemy.engine import Engine
@@ -30,6 +32,16 @@ def database(url: str | None = None) -> Engine:
     engine = engine_for(url or settings().database_url)
     upgrade(engine)
     return engine
+
+
+def local_moment(text: str, option: str) -> datetime:
+    """An ISO 8601 moment from the command line; without an offset it is the group's local time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r} is not an ISO 8601 date-time")
+    zone = ZoneInfo(settings().timezone)
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
 def progress(message: str) -> None:

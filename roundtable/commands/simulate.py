@@ -1,6 +1,5 @@
 """`roundtable simulate` and `roundtable demo`: a whole cycle in simulated time."""
 
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -11,7 +10,7 @@ from calendars.timeline import compute_timeline
 from flows.simulate import simulate as run_simulation
 from models.groups import InputFileError
 from models.roster import RosterInvalid
-from roundtable.commands.common import console, fail, progress, settings
+from roundtable.commands.common import console, fail, local_moment, progress, settings
 from roundtable.commands.cycle import _anchors, _definition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +27,7 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
     parsed = _definition(definition)
     anchors = _anchors(parsed, anchor)
     zone = ZoneInfo(settings().timezone)
-    stop = None
-    if until:
-        try:
-            stop = datetime.fromisoformat(until)
-        except ValueError:
-            fail(f"--until {until!r} is not an ISO 8601 date-time")
-        stop = stop.replace(tzinfo=zone) if stop.tzinfo is None else stop
+    stop = local_moment(until, "--until") if until else None
     timeline = compute_timeline(parsed, year, anchors, timezone=zone.key)
     console.print(f"Timeline of {parsed.title_en} — plan {year}")
     for step in timeline:

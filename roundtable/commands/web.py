@@ -1,12 +1,10 @@
 """`roundtable web`: the pages behind every link in the mail (roundtable.web.app)."""
 
-from datetime import datetime
 from typing import Optional
-from zoneinfo import ZoneInfo
 
 import typer
 
-from roundtable.commands.common import database, fail, settings
+from roundtable.commands.common import database, fail, local_moment
 
 
 def register(root: typer.Typer) -> None:
@@ -24,11 +22,7 @@ def register(root: typer.Typer) -> None:
 
         clock = None
         if now:
-            try:
-                moment = datetime.fromisoformat(now)
-            except ValueError:
-                fail(f"--now {now!r} is not an ISO 8601 date-time")
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(settings().timezone))
+            moment = local_moment(now, "--now")
             clock = lambda: moment  # noqa: E731
         engine = database()
         try:

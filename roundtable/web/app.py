@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import defer
-from sqlmodel import Session
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from flows.answers import AnswerRefused
@@ -26,7 +26,7 @@ from models.tables import Cycle, Document, Member, Step, WorkingGroup
 from notifications.links import ActionLinkError, verify_action
 from roundtable.web import pages
 from roundtable.web.render import Bi, page
-from roundtable.web.security import Csrf, Guard, redact_access_log
+from roundtable.web.security import Csrf, Guard, TooLarge, redact_access_log
 
 STATIC = Path(__file__).with_name("static")
 GRACE = timedelta(days=14)  # a link outlives its step's close by this much (to show what was decided)
@@ -125,50 +125,57 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         purpose = ALIASES.get(claims["purpose"], claims["purpose"])
         if purpose not in pages.PURPOSES:
             raise LinkRefused("invalid")
-        member, step = session.get(Member, claims["member_id"]), session.get(Step, claims["step_id"])
-        if member is None or step is None:
+        # The person, the step, its cycle (its big definition left unread) and group: one query.
+        found = session.exec(
+            select(Member, Step, Cycle, WorkingGroup).select_from(Step)
+            .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
+            .join(Member, Member.id == claims["member_id"]).where(Step.id == claims["step_id"])
+            .options(defer(Cycle.definition))).first()
+        if found is None:
             raise LinkRefused("invalid")
+        member, step, cycle, group = found
         if step.kind not in pages.PURPOSES[purpose].kinds:
             raise LinkRefused("wrong-purpose")
-        cycle = session.get(Cycle, step.cycle_id, options=[defer(Cycle.definition)])
         closed = step.closed_at if step.state in ("closed", "done", "skipped") else None
         if cycle.state == "cancelled" or step.state == "skipped" or (closed and now > closed + grace):
             raise LinkRefused("expired", 410)
         if purpose == "approve" and claims["revision"] != cycle.plan_revision:
             raise LinkRefused("voided", 410)
-        return Action(token, purpose, claims["revision"], member, step, cycle,
-                      session.get(WorkingGroup, cycle.group_id), now, sender, base_url,
+        return Action(token, purpose, claims["revision"], member, step, cycle, group, now, sender, base_url,
                       definition_of(session, cycle).step(step.key))
 
     def refused_page(code: str, status: int) -> HTMLResponse:
         return page("refused.html.j2", {"bi": Bi(), "code": code, "problem": pages.LINK_PROBLEMS[code]},
                     status=status)
 
-    def show(token: str, query: dict) -> Response:
-        with Session(engine) as session:
-            try:
-                action = resolve(session, token)
-            except LinkRefused as refused:
-                return refused_page(refused.code, refused.status)
-            return pages.PURPOSES[action.purpose].show(session, action, csrf.issue(token), query)
-
-    def answer(token: str, form: dict, files: dict) -> Response:
+    def with_action(token: str, then: Callable[[Session, Action], Response]) -> Response:
+        """`then(session, action)` for a link that checks out; the refusal page for one that does not."""
         with Session(engine, expire_on_commit=False) as session:
             try:
                 action = resolve(session, token)
             except LinkRefused as refused:
                 return refused_page(refused.code, refused.status)
-            if not csrf.valid(token, form.get("csrf")):
-                return refused_page("csrf", 403)
-            handler = pages.PURPOSES[action.purpose]
-            if handler.answer is None:
-                return refused_page("read-only", 405)
-            try:
-                done, kind = handler.answer(session, action, form, files)
-                session.commit()
-            except AnswerRefused as refused:
-                session.rollback()
-                return handler.show(session, action, csrf.issue(token), {}, refused=refused)
+            return then(session, action)
+
+    def show(token: str, query: dict) -> Response:
+        return with_action(token, lambda session, action: pages.PURPOSES[action.purpose].show(
+            session, action, csrf.issue(token), query))
+
+    def answer(token: str, form: dict, files: dict) -> Response:
+        return with_action(token, lambda session, action: record(session, action, token, form, files))
+
+    def record(session: Session, action: Action, token: str, form: dict, files: dict) -> Response:
+        if not csrf.valid(token, form.get("csrf")):
+            return refused_page("csrf", 403)
+        handler = pages.PURPOSES[action.purpose]
+        if handler.answer is None:
+            return refused_page("read-only", 405)
+        try:
+            done, kind = handler.answer(session, action, form, files)
+            session.commit()
+        except AnswerRefused as refused:
+            session.rollback()
+            return handler.show(session, action, csrf.issue(token), {}, refused=refused)
         if on_answer is not None:
             on_answer(action.step.id, kind)
         return RedirectResponse(f"/action/{quote(token)}?done={done}", status_code=303)
@@ -181,6 +188,8 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     async def action_post(token: str, request: Request) -> Response:
         try:
             data = await request.form(max_files=1, max_fields=200)
+        except TooLarge:
+            raise  # the Guard answers 413
         except Exception:  # noqa: BLE001 - a malformed body is the sender's problem, answered plainly
             return refused_page("bad-form", 400)
         form = {key: (data.getlist(key) if key in pages.MULTI else value)
@@ -194,18 +203,16 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
 
     @app.get("/action/{token}/file/{document_id}")
     def download(token: str, document_id: int) -> Response:
-        with Session(engine) as session:
-            try:
-                action = resolve(session, token)
-            except LinkRefused as refused:
-                return refused_page(refused.code, refused.status)
-            document = session.get(Document, document_id)
-            if document is None or document.cycle_id != action.cycle.id or document.content is None:
-                return refused_page("no-document", 404)
-            name = quote(document.filename or f"document-{document.id}")
-            return Response(document.content, media_type=document.media_type,
-                            headers={"content-disposition": f"attachment; filename*=UTF-8''{name}",
-                                     "cache-control": "no-store"})
+        return with_action(token, lambda session, action: document_file(session, action, document_id))
+
+    def document_file(session: Session, action: Action, document_id: int) -> Response:
+        document = session.get(Document, document_id)
+        if document is None or document.cycle_id != action.cycle.id or document.content is None:
+            return refused_page("no-document", 404)
+        name = quote(document.filename or f"document-{document.id}")
+        return Response(document.content, media_type=document.media_type,
+                        headers={"content-disposition": f"attachment; filename*=UTF-8''{name}",
+                                 "cache-control": "no-store"})
 
     @app.get("/static/style.css")
     def stylesheet() -> FileResponse:

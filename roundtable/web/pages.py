@@ -311,7 +311,10 @@ def show_status(session, action, csrf, query, refused=None):
     late = [p for p in expected if p.member_id not in answered]
     decisions = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
                              .where(Decision.step_id == step.id).order_by(Decision.at, Decision.id)).all()
+    surveys = session.exec(select(Response.data).where(Response.step_id == step.id, Response.kind == "survey")).all()
+    overall = [d["scores"]["overall"] for d in surveys if "overall" in d.get("scores", {})]
     ctx.update(expected=len(expected), answered=len(answered), late_people=late, decisions=decisions,
+               surveys=len(surveys), satisfaction=round(100 * sum(overall) / (5 * len(overall))) if overall else None,
                rsvp=who_is_coming(session, step.id) if step.starts_at else {}, partstats=PARTSTATS,
                states=STATES)
     return _render("status.html.j2", ctx, refused)

@@ -54,5 +54,3 @@ def page(template: str, context: dict, status: int = 200) -> HTMLResponse:
     html = ENVIRONMENT.get_template(template).render(context)
     return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
 
-
-__all__ = ["Bi", "page", "escape"]

@@ -65,7 +65,7 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge()
+                    raise TooLarge()
             return message
 
         async def with_headers(message):
@@ -75,12 +75,12 @@ class Guard:
 
         try:
             await self.app(scope, counted_receive, with_headers)
-        except _TooLarge:
+        except TooLarge:
             await _too_large(send)
 
 
-class _TooLarge(Exception):
-    pass
+class TooLarge(Exception):
+    """Raised from `receive` when a body without Content-Length grows over the limit."""
 
 
 async def _too_large(send) -> None:
