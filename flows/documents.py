@@ -178,7 +178,8 @@ def documents_for(cs: CycleState, kind: str, revision: int, now: datetime) -> li
     out = []
     for fmt, media_type in FORMATS.items():
         filename = filename_for(cs, kind, revision, fmt).replace(f".{fmt}", f"{stamp}.{fmt}")
-        row = next((r for r in rows if r.media_type == media_type and r.source == "uploaded"), None) or \
+        row = max((r for r in rows if r.media_type == media_type and r.source == "uploaded"), default=None,
+                  key=lambda r: r.id) or \
             next((r for r in rows if r.filename == filename and r.source == "generated"), None)
         if row is None:
             content = render(plan_model(cs, kind, revision, now), fmt, now)

@@ -12,6 +12,7 @@ the approval requests not yet sent follow the new one. While the approvers hold 
 change (a rejection hands it back, already one revision up); an approved plan is final.
 """
 
+import hashlib
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -302,6 +303,37 @@ def close_review(session: Session, *, member_id: int, cycle_id: int, now: dateti
     return answers.record_checklist(session=session, member_id=member_id, step_id=step.id, now=now, channel=channel,
                                     accepted=counts["accepted"], merged=counts["merged"], rejected=counts["rejected"],
                                     note=note)
+
+
+def upload_document(session: Session, *, member_id: int, cycle_id: int, now: datetime, channel: str, kind: str,
+                    filename: str, content: bytes) -> Document:
+    """A polished DOCX for the current revision: stored with its checksum, it is what goes out for this
+    revision from now on (the generated one stays stored and downloadable)."""
+    cs = answers.secretariat_action(session=session, member_id=member_id, cycle_id=cycle_id, now=now, channel=channel)
+    if kind not in PLAN_DOCUMENTS:
+        raise AnswerRefused("invalid", f"document kind must be one of {', '.join(PLAN_DOCUMENTS)}")
+    if answers.minutes_type(filename, content) != answers.DOCX:
+        raise AnswerRefused("invalid", f"{filename or 'the file'} is not a Word (.docx) document")
+    if len(content) > answers.MAX_MINUTES_BYTES:
+        raise AnswerRefused("invalid", "the file is larger than 20 MB")
+    revision = cs.cycle.plan_revision
+    # A generated DOCX of this revision is made when the first message carrying it is sent.
+    if session.exec(select(Document.id).where(
+            Document.cycle_id == cycle_id, Document.kind == kind, Document.revision == revision,
+            Document.media_type == answers.DOCX, Document.source == "generated")).first() is not None:
+        raise AnswerRefused("invalid", f"revision {revision} of the {kind.replace('_', ' ')} has gone out already: "
+                                       "change an activity to start the next revision")
+    checksum = hashlib.sha256(content).hexdigest()
+    stem = f"{cs.group.code}-{cs.cycle.year}-{kind.replace('_', '-')}-r{revision}-edited.docx"
+    document = Document(cycle_id=cycle_id, kind=kind, revision=revision, checksum=checksum, filename=stem,
+                        media_type=answers.DOCX, content=content, source="uploaded", created_at=now,
+                        path=Path(filename or "").name[-200:])
+    session.add(document)
+    session.flush()
+    answers.audit_action(session, cs, member_id=member_id, now=now, channel=channel, kind="document",
+                         action="create", ref_id=document.id,
+                         detail={"kind": kind, "revision": revision, "checksum": checksum, "filename": document.path})
+    return document
 
 
 # ----------------------------------------------------------------------------- plans kept as data

@@ -251,3 +251,16 @@ class Disposition(SQLModel, table=True):
     reason: str = ""
     member_id: int = Field(foreign_key="member.id")  # who decided (secretariat)
     at: Optional[datetime] = _utc(nullable=False)
+
+
+class SignIn(SQLModel, table=True):
+    """A one-time sign-in link to the secretariat's desk (roundtable/web/desk.py): issued by mail or by
+    `roundtable web login-link`, valid 15 minutes, used once; the session cookie names it."""
+
+    __tablename__ = "sign_in"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    nonce: str = Field(unique=True, max_length=64)
+    channel: str = "mail"  # mail | cli
+    issued_at: Optional[datetime] = _utc(nullable=False)
+    used_at: Optional[datetime] = _utc()

@@ -26,7 +26,7 @@ class ReviewHandler(StepHandler):
 
     def relevant(self, cs, step, row) -> bool:
         if row.kind in ("reminder", "digest"):
-            return step.state == "open" and not self.answered_now(cs, step)
+            return step.state == "open" and not step.data.get("reminders_paused") and not self.answered_now(cs, step)
         if row.kind == "cancel":
             return True
         if row.kind in ("invite", "update"):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 04:04:53.219416
+Create Date: 2026-11-30 04:12:21.331359
 """
 from typing import Sequence, Union
 
@@ -78,6 +78,20 @@ def upgrade() -> None:
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_membership_group_id'), ['group_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_membership_member_id'), ['member_id'], unique=False)
+
+    op.create_table('sign_in',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('nonce', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('issued_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('nonce')
+    )
+    with op.batch_alter_table('sign_in', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sign_in_member_id'), ['member_id'], unique=False)
 
     op.create_table('document',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -332,6 +346,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_document_cycle_id'))
 
     op.drop_table('document')
+    with op.batch_alter_table('sign_in', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sign_in_member_id'))
+
+    op.drop_table('sign_in')
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_membership_member_id'))
         batch_op.drop_index(batch_op.f('ix_membership_group_id'))
