@@ -26,10 +26,10 @@ BASE = "https://rt.example.org"
 REVIEW = local(2020, 1, 9, 10, 0)
 
 
-@pytest.fixture
-def world(sqlite_engine):
-    world = make_world(sqlite_engine)
-    with Session(sqlite_engine) as session:
+def make_desk_world(engine):
+    """The web test world at the secretariat review: three suggestions filed, a PSI secretariat (m3)."""
+    world = make_world(engine)
+    with Session(engine) as session:
         for email, title in (("m1@example.org", "ສໍາມະນາ SDG 16 — Seminar on SDG 16"),
                              ("m2@example.org", "Seminar on SDG 16, again"), ("m3@example.org", "English courses")):
             answers.record_suggestion(session=session, member_id=world.people[email].id,
@@ -41,6 +41,11 @@ def world(sqlite_engine):
     world.now[0] = REVIEW
     world.tick(REVIEW)
     return world
+
+
+@pytest.fixture
+def world(sqlite_engine):
+    return make_desk_world(sqlite_engine)
 
 
 def _client(world) -> TestClient:

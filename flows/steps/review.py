@@ -1,6 +1,6 @@
 """Review: the secretariat's January review. A meeting for the secretariat plus a checklist task —
 each suggestion accepted, merged or rejected and tied to the recommendation it serves. One completed
-checklist finishes the task for the whole secretariat."""
+checklist finishes the task for the whole secretariat and closes the review (else its deadline does)."""
 
 from calendars.timeline import DatedStep
 from flows.state import CycleState, Planned
@@ -20,6 +20,14 @@ class ReviewHandler(StepHandler):
         if dated.starts_at:
             plans.append(Planned("invite", "", dated.opens_at, self.expected(cs, step, dated)))
         return plans
+
+    def advance(self, cs: CycleState, step: Step, now):
+        urgent = super().advance(cs, step, now)
+        if step.state == "open" and self.answered_now(cs, step):
+            # The checklist is signed off (flows.plan.close_review: every suggestion has a disposition):
+            # the review is over before its deadline; its meeting, if still ahead, stays in the calendars.
+            step.state, step.closed_at, step.outcome = "closed", now, "complete"
+        return urgent
 
     def late(self, cs: CycleState, step: Step) -> list[Addressee]:
         return [] if self.answered_now(cs, step) else self.expected(cs, step)

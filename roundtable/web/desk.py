@@ -199,7 +199,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
                 return page("desk_refused.html.j2", {"bi": Bi(), "problem": LINK_TEXT[checked], "login": True},
                             status=410 if checked != "invalid" else 403)
             _row, member = checked
-            return page("desk_confirm.html.j2", {"bi": bi_for(member), "member": member, "csrf": csrf.issue(token),
+            return page("desk_confirm.html.j2", {"bi": bi_for(member), "person": member, "csrf": csrf.issue(token),
                                                  "url": f"/login/{quote(token)}"})
 
     @app.post("/login/{token}")
