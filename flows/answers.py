@@ -23,8 +23,8 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from flows.state import CycleState
-from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Membership, PlanActivity, Response, Step,
-                           WorkingGroup)
+from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Membership, PlanActivity, Response,
+                           Step, WorkingGroup)
 
 CHANNELS = ("web", "mail", "cli", "simulator")
 PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")

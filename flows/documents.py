@@ -109,8 +109,8 @@ def plan_model(cs: CycleState, kind: str, revision: int, now: datetime) -> PlanM
             model.approved = (f"ຮັບຮອງວັນທີ {_day(on, 'lo')} ໂດຍ {', '.join(m.name for m in done['by'])} — "
                               f"Approved on {_day(on, 'en')} by {', '.join(m.name_en or m.name for m in done['by'])}")
     order = {code: n for n, code in enumerate(cs.group_codes)}
-    plan: list[PlanActivity] = sorted(activities(cs.session, cs.cycle.id),
-                                      key=lambda a: (a.start_month, a.end_month, order.get(a.group_code, 99), a.position))
+    plan: list[PlanActivity] = sorted(activities(cs.session, cs.cycle.id), key=lambda a: (
+        a.start_month, a.end_month, order.get(a.group_code, 99), a.position))
     for number, activity in enumerate(plan, start=1):
         serves_lo = [serves_label(key, "lo") for key in activity.serves] + \
             ([activity.serves_other] if activity.serves_other else [])
@@ -382,6 +382,13 @@ def _utc_naive(now: datetime) -> datetime:
 # ----------------------------------------------------------------------------- XLSX
 
 
+def _lines(text: str, width: int) -> int:
+    """How many lines `text` wraps to in a column `width` characters wide (Lao marks take no width)."""
+    def spacing(line: str) -> int:
+        return sum(1 for ch in line if not ("\u0eb1" <= ch <= "\u0ecd" and ch not in "\u0eb2\u0eb3\u0ebd"))
+    return sum(max(1, -(-spacing(line) // max(width - 1, 1))) for line in text.split("\n"))
+
+
 def work_plan_xlsx(model: PlanModel, now: datetime) -> bytes:
     wb = Workbook()
     normal = wb._named_styles["Normal"]  # noqa: SLF001 - openpyxl's way to set the workbook's default font
@@ -415,6 +422,10 @@ def work_plan_xlsx(model: PlanModel, now: datetime) -> bytes:
                     cell.fill = head_fill
         for index, width in enumerate(widths, start=1):
             ws.column_dimensions[get_column_letter(index)].width = width
+        # Spreadsheet programs keep a row's default height on opening: size each row for its wrapped lines.
+        for r in range(head_row, ws.max_row + 1):
+            lines = max(_lines(str(ws.cell(r, c).value or ""), widths[c - 1]) for c in range(1, len(header) + 1))
+            ws.row_dimensions[r].height = 15 * max(lines, 1) + 6
         ws.print_title_rows = f"{head_row}:{head_row}"  # the header row repeats on every printed page
         ws.freeze_panes = ws.cell(head_row + 1, 1)
 

@@ -2,11 +2,9 @@
 through flows.answers, the plan is the seed's 2020 plan, and the documents that go out hold it."""
 
 import io
-import json
 from email import policy
 from email.parser import BytesParser
 
-import pytest
 from docx import Document as DocxDocument
 from openpyxl import load_workbook
 from sqlmodel import Session, select
@@ -17,15 +15,7 @@ from flows.simulate_desk import DEMO_PLAN, REJECTED
 from models.db import make_engine
 from models.tables import AnswerAudit, Disposition, Response
 from roundtable.cli import app
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    result = CliRunner().invoke(app, ["demo", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    messages = [json.loads(line) for line in (out / "messages.jsonl").read_text(encoding="utf-8").splitlines()]
-    return out, messages
+from tests.test_demo import demo  # noqa: F401 - the demo, run once for this module
 
 
 def _attachments(path):
@@ -43,7 +33,7 @@ def _activity_texts(content: bytes) -> list[str]:
 
 
 def test_the_secretariat_disposed_of_every_suggestion_through_the_answers_module(demo):
-    out, _messages = demo
+    out, _messages, _output = demo
     engine = make_engine(f"sqlite:///{out / 'roundtable.db'}")
     with Session(engine) as session:
         suggestions = session.exec(select(Response).where(Response.kind == "suggestion")).all()
@@ -62,7 +52,7 @@ def test_the_secretariat_disposed_of_every_suggestion_through_the_answers_module
 
 
 def test_the_documents_that_go_out_hold_the_plan(demo):
-    out, messages = demo
+    out, messages, _output = demo
     comment_call = next(m for m in messages if m["step"] == "comment_round" and m["kind"] == "call")
     draft = _attachments(out / comment_call["file"])
     assert sorted(draft) == ["GSWG-2020-draft-plan-r1.docx", "GSWG-2020-draft-plan-r1.xlsx", "deadline.ics"]
@@ -80,7 +70,7 @@ def test_the_documents_that_go_out_hold_the_plan(demo):
 
 
 def test_plan_export_writes_both_documents(demo, monkeypatch, tmp_path):
-    out, _messages = demo
+    out, _messages, _output = demo
     monkeypatch.setenv("ROUNDTABLE_DATABASE_URL", f"sqlite:///{out / 'roundtable.db'}")
     runner = CliRunner()
     for fmt in ("docx", "xlsx"):

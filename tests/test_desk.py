@@ -214,7 +214,8 @@ def test_dashboard_timeline_outbox_retry_resend_and_paused_reminders(world):
         reminder = session.exec(select(Notification).where(Notification.step_id == review,
                                                            Notification.kind == "reminder")).first()
         due = reminder.due_at
-        actions = [(a.kind, a.action) for a in session.exec(select(AnswerAudit).where(AnswerAudit.kind != "suggestion"))]
+        actions = [(a.kind, a.action)
+                   for a in session.exec(select(AnswerAudit).where(AnswerAudit.kind != "suggestion"))]
         assert actions == [("message", "retry"), ("message", "resend"), ("reminders", "pause")]
     world.tick(due + timedelta(minutes=1))
     with Session(world.engine) as session:

@@ -6,22 +6,15 @@ import pytest
 from sqlmodel import Session, select
 
 from flows import answers, plan
-from flows.answers import AnswerRefused
 from flows.documents import documents_for
 from flows.plan import ActivityFields
 from flows.state import CycleState
 from models.tables import AnswerAudit, Disposition, Notification, PlanActivity, Response
 from tests.engine_helpers import local, run, seed_people, start_gswg, step
+from tests.test_answers import _refused
 
 CALL = local(2019, 11, 4, 10, 0)  # the call is open (1-11 November)
 REVIEW = local(2020, 1, 9, 10, 0)  # the secretariat review is open (8-22 January)
-
-
-def _refused(code, fn, **kwargs):
-    with pytest.raises(AnswerRefused) as caught:
-        fn(**kwargs)
-    assert caught.value.code == code, caught.value.message
-    return caught.value
 
 
 @pytest.fixture

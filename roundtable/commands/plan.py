@@ -34,9 +34,9 @@ def _cycle(session: Session, group: str | None, year: int | None) -> Cycle:
 def export(
     out: Path = typer.Option(..., "--out", help="The file to write."),
     fmt: str = typer.Option(..., "--format", help="docx or xlsx."),
-    group: Optional[str] = typer.Option(None, "--group", help="The working group's code (default: the newest cycle's)."),
+    group: Optional[str] = typer.Option(None, "--group", help="The group's code (default: the newest cycle's)."),
     year: Optional[int] = typer.Option(None, "--year", help="The plan year (default: the newest)."),
-    draft: bool = typer.Option(False, "--draft", help="The draft plan (as sent for comments) instead of the work plan."),
+    draft: bool = typer.Option(False, "--draft", help="The draft plan (as sent for comments), not the work plan."),
 ) -> None:
     """Write the cycle's work plan (current revision) as a DOCX or XLSX document. Nothing is stored or sent."""
     fmt = fmt.lower().lstrip(".")

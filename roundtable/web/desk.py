@@ -23,8 +23,9 @@ from sqlmodel import Session, select
 from calendars.feeds import UnknownGroup, UnknownMember, group_feed, member_feed
 from flows import desk, plan
 from flows.answers import AnswerRefused, record_revision
-from flows.documents import FORMATS, plan_model, render
+from flows.documents import FORMATS, filename_for, plan_model, render
 from flows.state import CycleState
+from flows.steps import handler_for
 from models.tables import Cycle, Document, Member, Membership, Response as Answer, SignIn, Step, WorkingGroup
 from notifications.compose import build_message, message_id_for
 from notifications.outbox import enqueue
@@ -40,13 +41,17 @@ DESK_ROLES = ("secretariat-head", "secretariat", "chair")
 ACTING_ROLES = ("secretariat-head", "secretariat")
 OUTCOMES = {"accepted": ("ຮັບເອົາ", "accepted"), "merged": ("ລວມເຂົ້າກັບກິດຈະກຳອື່ນ", "merged"),
             "rejected": ("ປະຕິເສດ", "rejected")}
-DONE = {"saved": ("ບັນທຶກແລ້ວ.", "Saved."), "sent": ("ສົ່ງລິ້ງເຂົ້າສູ່ລະບົບແລ້ວ (ຖ້າທີ່ຢູ່ນີ້ມີສິດ).",
-                                                      "If this address may use the desk, a sign-in link is on its way."),
-        "closed": ("ປິດການທົບທວນແລ້ວ.", "The review is closed."), "queued": ("ຈະສົ່ງຄືນໃໝ່.", "It will be sent again."),
-        "uploaded": ("ອັບໂຫຼດແລ້ວ: ເອກະສານນີ້ຈະຖືກສົ່ງສໍາລັບສະບັບນີ້.", "Uploaded: this document goes out for this revision."),
+DONE = {"saved": ("ບັນທຶກແລ້ວ.", "Saved."),
+        "sent": ("ສົ່ງລິ້ງເຂົ້າສູ່ລະບົບແລ້ວ (ຖ້າທີ່ຢູ່ນີ້ມີສິດ).",
+                 "If this address may use the desk, a sign-in link is on its way."),
+        "closed": ("ປິດການທົບທວນແລ້ວ.", "The review is closed."),
+        "queued": ("ຈະສົ່ງຄືນໃໝ່.", "It will be sent again."),
+        "uploaded": ("ອັບໂຫຼດແລ້ວ: ເອກະສານນີ້ຈະຖືກສົ່ງສໍາລັບສະບັບນີ້.",
+                     "Uploaded: this document goes out for this revision."),
         "revised": ("ສົ່ງສະບັບປັບປຸງໄປຫາປະທານແລ້ວ.", "The revised plan goes to the chairs.")}
 EXTRA_REFUSALS = {
-    "with-approvers": ("ແຜນຢູ່ກັບປະທານ ແລະ ປະທານຮ່ວມ: ຍັງແກ້ໄຂບໍ່ໄດ້.", "The plan is with the chair and co-chairs: it cannot change now."),
+    "with-approvers": ("ແຜນຢູ່ກັບປະທານ ແລະ ປະທານຮ່ວມ: ຍັງແກ້ໄຂບໍ່ໄດ້.",
+                       "The plan is with the chair and co-chairs: it cannot change now."),
     "approved": ("ແຜນໄດ້ຮັບການຮັບຮອງແລ້ວ.", "The plan is approved: it can no longer change."),
     "view-only": ("ທ່ານເບິ່ງໄດ້ເທົ່ານັ້ນ.", "You may view this desk, not change it."),
 }
@@ -282,9 +287,8 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
                 return got
             _member, cycle, _acts, cs = got
             text = desk.audit_csv(desk.audit_trail(session, cycle, clock(), kind), cs.zone)
-            name = f"{cs.group.code}-{cycle.year}-audit.csv"
-            return Response(text.encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
-                            headers={"content-disposition": f"attachment; filename={name}", "cache-control": "no-store"})
+            return _attachment(text.encode("utf-8-sig"), "text/csv; charset=utf-8",
+                               f"{cs.group.code}-{cycle.year}-audit.csv")
 
     def review_context(session: Session, member: Member, cycle: Cycle, acts: bool, cs: CycleState) -> dict:
         activities = plan.activities(session, cycle.id)
@@ -303,7 +307,6 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         approval = plan.approval_step(cs)
         rejected = []
         if approval is not None:
-            from flows.steps import handler_for
             rejected = [d for d in handler_for("approval").decisions(cs, approval, cycle.plan_revision - 1)
                         if d.decision == "reject"] if approval.data.get("awaiting_revision") else []
         documents = session.exec(select(Document).where(Document.cycle_id == cycle.id,
@@ -329,7 +332,8 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
             context.update(csrf=csrf.issue(request.cookies[COOKIE]), done=DONE.get(done))
             return page("desk_plan.html.j2", context)
 
-    async def act(request: Request, cycle_id: int, change: Callable, back: str = "plan", done: str = "saved"):
+    async def act(request: Request, cycle_id: int, change: Callable, back: str = "plan", done: str = "saved",
+                  anchor: str = ""):
         """A POST of the desk: signed in, allowed to act on this cycle, CSRF; then `change(session, member,
         cycle, form, files)` through flows (a refusal shows the page again with the reason, nothing kept)."""
         data = await request.form(max_files=1, max_fields=200)
@@ -362,7 +366,8 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
                                                      "detail": refused.message}, status=409)
         if on_answer is not None and step_id:
             on_answer(step_id, "desk")
-        return RedirectResponse(f"/desk/{cycle_id}{'/plan' if back == 'plan' else ''}?done={done}", status_code=303)
+        return RedirectResponse(f"/desk/{cycle_id}{'/plan' if back == 'plan' else ''}?done={done}{anchor}",
+                                status_code=303)
 
     def values_from(form: dict) -> plan.ActivityFields:
         return plan.ActivityFields(
@@ -392,7 +397,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
             if row.cycle_id != cycle.id:
                 raise AnswerRefused("invalid", "this suggestion belongs to another cycle")
             return None
-        return await act(request, cycle_id, change)
+        return await act(request, cycle_id, change, anchor=f"#s{suggestion_id}")  # back where the reader was
 
     @app.post("/desk/{cycle_id}/activities")
     async def add(cycle_id: int, request: Request) -> Response:
@@ -470,9 +475,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
                             status=404)
             now = clock()
             content = render(plan_model(cs, kind, cycle.plan_revision, now), fmt, now)
-            name = f"{cs.group.code}-{cycle.year}-{kind.replace('_', '-')}-r{cycle.plan_revision}.{fmt}"
-            return Response(content, media_type=FORMATS[fmt],
-                            headers={"content-disposition": f"attachment; filename={name}", "cache-control": "no-store"})
+            return _attachment(content, FORMATS[fmt], filename_for(cs, kind, cycle.plan_revision, fmt))
 
     @app.get("/desk/{cycle_id}/documents/{document_id}")
     def stored(cycle_id: int, document_id: int, request: Request) -> Response:
@@ -484,9 +487,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
             if document is None or document.cycle_id != cycle_id or document.content is None:
                 return page("desk_refused.html.j2", {"bi": Bi(), "problem": ("ບໍ່ມີເອກະສານນີ້.", "No such document.")},
                             status=404)
-            return Response(document.content, media_type=document.media_type,
-                            headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(document.filename)}",
-                                     "cache-control": "no-store"})
+            return _attachment(document.content, document.media_type, document.filename)
 
     # ------------------------------------------------------------------ calendar feeds
     @app.get("/feeds/{token}.ics")
@@ -511,6 +512,11 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
+
+
+def _attachment(content: bytes, media_type: str, filename: str) -> Response:
+    return Response(content, media_type=media_type, headers={
+        "content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}", "cache-control": "no-store"})
 
 
 def _stable(body: bytes) -> bytes:
