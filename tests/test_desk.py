@@ -291,3 +291,32 @@ def test_cli_prints_a_login_link(world, monkeypatch, tmp_path):
     for email, words in (("m1@example.org", "not secretariat"), ("nobody@example.org", "no member")):
         refused = runner.invoke(cli, ["web", "login-link", email])
         assert refused.exit_code == 2 and words in refused.output
+
+
+def test_a_rejection_reopens_editing_with_the_reason_and_the_revision_goes_out(world):
+    from models.tables import Decision
+
+    client = _client(world)
+    _sign_in(world, client, "staff@example.org")
+    with Session(world.engine) as session:
+        approval = session.get(Step, world.steps["approval"])
+        approval.state = "open"
+        session.add(Decision(step_id=approval.id, member_id=world.people["cochair.moj@example.org"].id,
+                             decision="reject", reason="ກະລຸນາເພີ່ມ SDG 16 — Please add SDG 16", plan_revision=1,
+                             at=REVIEW))
+        session.commit()
+    plan_url = f"/desk/{world.cycle_id}/plan"
+    csrf = _csrf(client, plan_url)
+    held = client.post(f"/desk/{world.cycle_id}/activities", data={"csrf": csrf, "title_en": "x", "start_month": "3"})
+    assert held.status_code == 409 and "with the chair and co-chairs" in held.text
+    world.tick(REVIEW + timedelta(minutes=1))  # the engine reads the rejection: revision 2 awaited
+    page = client.get(plan_url)
+    assert "Please add SDG 16" in page.text and 'class="revision">2<' in page.text
+    client.post(f"/desk/{world.cycle_id}/activities", data={"csrf": csrf, "title_en": "SDG 16 seminar",
+                                                            "start_month": "4", "serves": ["sdg16"]})
+    sent = client.post(f"/desk/{world.cycle_id}/send-revision", data={"csrf": csrf}, follow_redirects=False)
+    assert sent.headers["location"].endswith("done=revised")
+    with Session(world.engine) as session:
+        assert session.exec(select(PlanActivity)).one().revision == 2
+        revision = session.exec(select(AnswerAudit).where(AnswerAudit.kind == "revision")).one()
+        assert revision.channel == "web" and revision.detail == {"revision": 2}
