@@ -407,6 +407,8 @@ def record_disposition(*, session: Session, member_id: int, step_id: int, now: d
     ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("review",),
                  audience="secretariat")
     cycle_id = ctx.step.cycle_id
+    if _exists_kind(session, step_id, "checklist"):
+        raise AnswerRefused("closed", "the review is signed off: its dispositions are final")
     suggestion = session.get(Response, suggestion_id)
     if suggestion is None or suggestion.kind != "suggestion" or \
             session.get(Step, suggestion.step_id).cycle_id != cycle_id:
@@ -464,6 +466,10 @@ def audit_action(session: Session, cs: CycleState, *, member_id: int, now: datet
     step = next((s for s in cs.steps() if s.kind == "review"), None) or cs.steps()[0]
     _audit(session, _Context(cs, step, False), member_id=member_id, now=now, channel=channel, kind=kind,
            action=action, ref_id=ref_id, detail=detail)
+
+
+def _exists_kind(session: Session, step_id: int, kind: str) -> bool:
+    return session.exec(select(Response.id).where(Response.step_id == step_id, Response.kind == kind)).first() is not None
 
 
 def _exists(session: Session, step_id: int, member_id: int, kind: str) -> bool:

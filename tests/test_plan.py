@@ -61,11 +61,13 @@ def test_dispose_accept_merge_reject_then_close(world):
     assert signed.row.kind == "checklist" and signed.row.data == {"accepted": 1, "merged": 1, "rejected": 1}
     assert plan.signed_off(session, cycle.id)
     session.commit()
-    run(session, REVIEW + timedelta(minutes=5))  # the next tick: the review is over before its deadline
-    review = step(session, cycle, "secretariat_review")
-    assert (review.state, review.outcome) == ("closed", "complete")
     _refused("closed", plan.dispose, **common, suggestion_id=ids["m3@example.org"], outcome="rejected",
-             reason="changed my mind")
+             reason="changed my mind")  # signed off: final
+    review = step(session, cycle, "secretariat_review")
+    run(session, REVIEW + timedelta(minutes=5))
+    assert review.state == "open"  # its meeting (15 January) still takes replies
+    run(session, review.ends_at + timedelta(minutes=1))  # the meeting is over: so is the review, before its deadline
+    assert (review.state, review.outcome) == ("closed", "complete") and review.closed_at < review.due_at
     audit = session.exec(select(AnswerAudit).where(AnswerAudit.kind.in_(("disposition", "checklist")))
                          .order_by(AnswerAudit.id)).all()
     assert [(a.kind, a.channel, a.detail.get("outcome")) for a in audit] == [

@@ -23,9 +23,10 @@ class ReviewHandler(StepHandler):
 
     def advance(self, cs: CycleState, step: Step, now):
         urgent = super().advance(cs, step, now)
-        if step.state == "open" and self.answered_now(cs, step):
+        held = step.ends_at is None or now >= step.ends_at  # its meeting still takes replies until it is over
+        if step.state == "open" and held and self.answered_now(cs, step):
             # The checklist is signed off (flows.plan.close_review: every suggestion has a disposition):
-            # the review is over before its deadline; its meeting, if still ahead, stays in the calendars.
+            # the review is over before its deadline.
             step.state, step.closed_at, step.outcome = "closed", now, "complete"
         return urgent
 
