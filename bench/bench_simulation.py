@@ -130,6 +130,7 @@ class Timers:
 # ---------------------------------------------------------------------------------------------- one run
 def child(args) -> None:
     """Run one simulation in this process and print its figures as a RESULT line of JSON."""
+    import flows.steps  # noqa: F401 - the step kinds register themselves; a definition names them
     from models.definition import load_definition
 
     out = Path(args.out)

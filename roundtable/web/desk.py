@@ -11,6 +11,7 @@ flows.plan / flows.desk / flows.answers (their checks, their audit rows, channel
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from typing import Callable
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ from flows.answers import AnswerRefused, record_revision
 from flows.documents import FORMATS, filename_for, plan_model, render
 from flows.state import CycleState
 from flows.steps import handler_for
+from models.settings import get_settings
 from models.tables import Cycle, Document, Member, Membership, Response as Answer, SignIn, Step, WorkingGroup
 from notifications.compose import build_message, message_id_for
 from notifications.outbox import enqueue
@@ -94,6 +96,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
     sessions = URLSafeTimedSerializer(secret, salt="roundtable.desk-session")
     feeds = URLSafeTimedSerializer(secret, salt="roundtable.feed")
     secure = base_url.startswith("https://")
+    zone = ZoneInfo(get_settings().timezone)  # the deployment's day, for who holds a role today
     webcal = "webcal://" + base_url.split("://", 1)[-1]
 
     def bi_for(member: Member | None) -> Bi:
@@ -150,8 +153,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         now = clock()
         with Session(engine) as session:
             member = member_by_email(session, email)
-            day = now.date()
-            if member is not None and desk_roles(session, member.id, day):
+            if member is not None and desk_roles(session, member.id, now.astimezone(zone).date()):
                 link = sign_in_link(session, secret, base_url, member, now)
                 _mail_link(session, member, link, now)
                 session.commit()
@@ -244,7 +246,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
             if found is None:
                 return to_login()
             member, _ = found
-            roles = desk_roles(session, member.id, clock().date())
+            roles = desk_roles(session, member.id, clock().astimezone(zone).date())
             cycles = session.exec(select(Cycle, WorkingGroup).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
                                   .where(Cycle.group_id.in_(list(roles) or [-1]))
                                   .order_by(Cycle.year.desc(), Cycle.id.desc())).all()
