@@ -14,7 +14,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from flows import answers, plan
-from models.tables import PlanActivity, Step
+from flows.state import CycleState
+from models.tables import Cycle, PlanActivity, Step
 
 DEMO_PLAN = Path(__file__).resolve().parents[1] / "examples" / "plan_2020.yaml"
 # Which seed activity a simulated suggestion (flows.simulate.SUGGESTIONS) is, by a phrase in its text.
@@ -35,7 +36,7 @@ def review(*, session: Session, member_id: int, step_id: int, now: datetime, cha
     cycle_id = session.get(Step, step_id).cycle_id
     if plan.signed_off(session, cycle_id):  # the task went to the whole secretariat: one of them did it
         raise answers.AnswerRefused("already-answered", "the review is already signed off")
-    seed = plan.load_plan(plan_path)
+    seed = _for_cycle(session, cycle_id, plan.load_plan(plan_path))
     pending = [row for row in plan.suggestions(session, cycle_id) if row.disposition is None]
     made: dict[str, int] = {}
     common = dict(session=session, member_id=member_id, now=now, channel=channel)
@@ -55,6 +56,16 @@ def review(*, session: Session, member_id: int, step_id: int, now: datetime, cha
         else:
             plan.dispose(**common, suggestion_id=row.suggestion.id, outcome="rejected", reason=REJECTED)
     return plan.close_review(**common, cycle_id=cycle_id)
+
+
+def _for_cycle(session: Session, cycle_id: int, seed: list[dict]) -> list[dict]:
+    """The seed plan for another group's cycle (a benchmark's G01 …): the seed's main group becomes the
+    cycle's group, a sub-group the cycle lacks too."""
+    codes = CycleState(session, session.get(Cycle, cycle_id)).group_codes
+    for entry in seed:
+        if entry["values"].group_code not in codes:
+            entry["values"].group_code = codes[0]
+    return seed
 
 
 def revise(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
