@@ -1,7 +1,7 @@
-"""RSVP ingestion: read iTIP REPLY mails (Outlook, Gmail, ...) and record who is coming.
+"""Meeting replies: read iTIP REPLY mails (Outlook, Gmail, ...) and check who may answer.
 
-read_replies() is pure file reading; ingest_replies() writes one "rsvp" Response per
-(step, member) and never commits (the caller's session_scope does).
+replies_in() is pure parsing; check_reply() says whether a reply may be recorded (the
+recording itself goes through flows/answers.py, from flows/mail_in.py).
 
 Who may answer: a Member whose address matches (case-insensitive, "mailto:" stripped)
 and who holds a Membership in the cycle's group or one of its direct sub-groups
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import Message
-from pathlib import Path
-from typing import Iterator, Sequence
 
 from icalendar import Calendar
 from sqlmodel import Session, or_, select
 
-from models.tables import CalendarEntry, Cycle, Member, Membership, Response, WorkingGroup
+from models.tables import CalendarEntry, Cycle, Member, Membership, Notification, Response, Step, WorkingGroup
 
 ANSWERS = ("ACCEPTED", "TENTATIVE", "DECLINED")
 CALENDAR_TYPES = ("text/calendar", "application/ics", "text/x-vcalendar")
@@ -37,54 +35,28 @@ class Reply:
     stamp: datetime | None = None  # DTSTAMP: orders two replies of the same SEQUENCE
     comment: str = ""  # Outlook's "respond with comment"
     problem: str = ""  # set when the file could not be read as a REPLY; the other fields are then empty
-
-
-@dataclass
-class IngestReport:
-    recorded: list[Reply] = field(default_factory=list)  # new or changed answers
-    unchanged: list[Reply] = field(default_factory=list)  # older than (or the same as) what is stored
-    ignored: list[tuple[Reply, str]] = field(default_factory=list)  # (reply, reason); nothing written
+    attendees: int = 1  # ATTENDEEs in its VEVENT: a REPLY answers for one person only (RFC 5546)
 
 
 # -- reading -----------------------------------------------------------------
 
 
-def read_replies(paths: Sequence[Path]) -> list[Reply]:
-    """Replies from .eml files, directories of them, or Maildirs (cur/ and new/).
-
-    A file that is not a REPLY mail gives one Reply with `problem` set, so nothing
-    is lost silently and a bad file never stops the run.
-    """
-    replies: list[Reply] = []
-    for file in _message_files(paths):
-        try:
-            found = _replies_in(file.read_bytes(), str(file))
-        except Exception as exc:  # noqa: BLE001 - a malformed file is reported, never fatal
-            found = [_problem(str(file), f"unreadable: {type(exc).__name__}: {exc}")]
-        replies.extend(found)
-    return replies
-
-
-def _message_files(paths: Sequence[Path]) -> Iterator[Path]:
-    for path in map(Path, paths):
-        if path.is_file():
-            yield path
-        elif (path / "cur").is_dir() or (path / "new").is_dir():  # a Maildir
-            for sub in ("new", "cur"):
-                if (path / sub).is_dir():
-                    yield from sorted(p for p in (path / sub).iterdir() if p.is_file())
-        elif path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".eml", ".ics"))
-        else:
-            yield path  # missing: read_bytes() fails and the problem is reported
-
-
-def _replies_in(raw: bytes, source: str) -> list[Reply]:
+def replies_in(raw: bytes, source: str) -> list[Reply]:
     if raw.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):  # a bare .ics file
-        texts = [raw.decode("utf-8", errors="replace")]
-    else:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
-        texts = [text for part in message.walk() if (text := _calendar_text(part)) is not None]
+        return replies_in_texts([raw.decode("utf-8", errors="replace")], source)
+    return replies_in_message(email.message_from_bytes(raw, policy=email.policy.compat32), source)
+
+
+def has_calendar(message: Message) -> bool:
+    return any(_calendar_text(part) is not None for part in message.walk())
+
+
+def replies_in_message(message: Message, source: str) -> list[Reply]:
+    """The replies in a parsed mail's calendar parts (a Reply with `problem` when there are none)."""
+    return replies_in_texts([text for part in message.walk() if (text := _calendar_text(part)) is not None], source)
+
+
+def replies_in_texts(texts: list[str], source: str) -> list[Reply]:
     if not texts:
         return [_problem(source, "no calendar part in the message")]
     calendars = []
@@ -133,7 +105,8 @@ def _replies_from_calendar(calendar: Calendar, source: str) -> list[Reply]:
             replies.append(_problem(source, f"broken calendar properties: {broken}"))
             continue
         attendees = event.get("ATTENDEE", [])
-        for attendee in attendees if isinstance(attendees, list) else [attendees]:
+        attendees = attendees if isinstance(attendees, list) else [attendees]
+        for attendee in attendees:
             replies.append(
                 Reply(
                     uid=str(event.get("UID", "")).strip(),
@@ -143,6 +116,7 @@ def _replies_from_calendar(calendar: Calendar, source: str) -> list[Reply]:
                     source=source,
                     stamp=_utc_stamp(event),
                     comment=_first_text(event.get("COMMENT")),
+                    attendees=len(attendees),
                 )
             )
     return replies
@@ -175,23 +149,26 @@ def _problem(source: str, reason: str) -> Reply:
     return Reply(uid="", attendee_email="", partstat="", sequence=0, source=source, problem=reason)
 
 
-# -- recording ---------------------------------------------------------------
+# -- checking ----------------------------------------------------------------
 
 
-def ingest_replies(session: Session, replies: Sequence[Reply], now: datetime) -> IngestReport:
-    """Record each valid reply as the (step, member) "rsvp" Response; report the rest."""
-    report = IngestReport()
-    for reply in replies:
-        reason = reply.problem or _record(session, reply, now, report)
-        if reason:
-            report.ignored.append((reply, reason))
-    return report
+def check_reply(session: Session, reply: Reply, sender: str | None, now: datetime) -> tuple[Step, Member] | str:
+    """The meeting step and the member a REPLY answers for, or why it must not be recorded.
 
-
-def _record(session: Session, reply: Reply, now: datetime, report: IngestReport) -> str:
-    """Record one reply; return why it was ignored, or "" when it was handled."""
+    Mail can be forged, so a REPLY counts only when it answers for one ATTENDEE, comes From that
+    ATTENDEE, who is a member invited to this meeting, before the meeting ends, and its SEQUENCE is
+    not older than the invitation's. (The answers module then checks the step and the audience.)
+    """
+    if reply.problem:
+        return reply.problem
     if reply.partstat not in ANSWERS:
         return f"PARTSTAT {reply.partstat or 'missing'} is not an answer we record"
+    if reply.attendees != 1:
+        return f"one REPLY answers for {reply.attendees} ATTENDEEs; a reply may answer only for its sender"
+    if not sender:
+        return "no From address to check against the ATTENDEE"
+    if sender.lower() != reply.attendee_email:
+        return f"From {sender} is not the ATTENDEE {reply.attendee_email or '(none)'}"
     entry = session.exec(select(CalendarEntry).where(CalendarEntry.uid == reply.uid)).first()
     if entry is None:
         return f"unknown UID {reply.uid!r}"
@@ -202,39 +179,31 @@ def _record(session: Session, reply: Reply, now: datetime, report: IngestReport)
     member = _expected_attendee(session, entry, reply.attendee_email)
     if member is None:
         return f"{reply.attendee_email or 'no address'} is not an expected attendee of {reply.uid!r}"
-
-    response = session.exec(
-        select(Response).where(
-            Response.step_id == entry.step_id, Response.member_id == member.id, Response.kind == "rsvp"
-        )
-    ).first()
-    if response is not None and not _is_newer(reply, response):
-        report.unchanged.append(reply)
-        return ""
-    if response is None:
-        response = Response(step_id=entry.step_id, member_id=member.id, kind="rsvp")
-        session.add(response)
-    response.body = reply.partstat
-    response.data = {
-        "uid": reply.uid,
-        "sequence": reply.sequence,
-        "stamp": reply.stamp.isoformat() if reply.stamp else None,
-        "comment": reply.comment,
-        "source": reply.source,
-    }
-    response.at = now
-    session.flush()  # the next reply of this person must see this row
-    report.recorded.append(reply)
-    return ""
+    invited = session.exec(select(Notification.id).where(
+        Notification.step_id == entry.step_id, Notification.member_id == member.id,
+        Notification.kind.in_(("invite", "update")), Notification.state.in_(("ready", "sending", "sent")))).first()
+    if invited is None:
+        return f"{member.email} was not invited to {reply.uid!r}"
+    step = session.get(Step, entry.step_id)
+    ends = entry.ends_at or step.ends_at or step.starts_at
+    if ends is not None and now >= ends:
+        return f"the meeting ended at {ends.isoformat()}; replies after it are not recorded"
+    if reply.sequence < entry.sequence:
+        return f"SEQUENCE {reply.sequence} is older than the invitation's SEQUENCE {entry.sequence}"
+    stored = session.exec(select(Response).where(
+        Response.step_id == step.id, Response.member_id == member.id, Response.kind == "rsvp")).first()
+    if stored is not None and not is_newer(reply, stored):
+        return f"not newer than the answer recorded at {stored.at.isoformat()} ({stored.body})"
+    return step, member
 
 
-def _is_newer(reply: Reply, response: Response) -> bool:
+def is_newer(reply: Reply, response: Response) -> bool:
     """RFC 5546 order: a higher SEQUENCE wins; on the same SEQUENCE the later DTSTAMP wins."""
     stored = response.data
-    stored_sequence = int(stored.get("sequence", 0))
-    if reply.sequence != stored_sequence:
-        return reply.sequence > stored_sequence
-    stored_stamp = stored.get("stamp")
+    if stored.get("sequence") is not None and reply.sequence != int(stored["sequence"]):
+        return reply.sequence > int(stored["sequence"])
+    # a mail reply keeps its DTSTAMP as ical_stamp; a web answer has only the moment it was given
+    stored_stamp = stored.get("ical_stamp") or stored.get("stamp")
     if reply.stamp is not None and stored_stamp:
         return reply.stamp > datetime.fromisoformat(stored_stamp)
     return reply.partstat != response.body  # nothing to order by: only a change counts

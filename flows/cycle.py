@@ -1,7 +1,7 @@
 """Starting a cycle, planning its messages, and moving an anchor without resending anything."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -10,8 +10,9 @@ from calendars.ics import uid_for
 from calendars.timeline import DatedStep, compute_timeline, default_anchors
 from flows.state import DEFAULT_SENDER, FINISHED, CycleState, Planned, outbox_key
 from flows.steps import handler_for
+from models.audience import Addressee
 from models.definition import CycleDefinition
-from models.tables import CalendarEntry, Cycle, Notification, Step, WorkingGroup
+from models.tables import CalendarEntry, Cycle, Member, Notification, Step, WorkingGroup
 from models.types import utcnow_aware
 from notifications.kinds import KINDS, kind_of
 from notifications.outbox import enqueue_many
@@ -22,6 +23,20 @@ _COLUMNS = [column.name for column in Notification.__table__.columns if column.n
 
 class CycleError(ValueError):
     pass
+
+
+# An anchor this far from its default for the planning year is a typo in the year, not a plan (`timeline` and
+# the CLI refuse it too): a 2018 meeting in the 2020 cycle once closed the call and the meeting at once.
+ANCHOR_TOLERANCE = timedelta(days=400)
+
+
+def check_anchors_near(definition: CycleDefinition, year: int, anchors: dict[str, datetime], zone,
+                       closed_days=()) -> None:
+    defaults = default_anchors(definition, year, zone, closed_days)
+    for key, moment in anchors.items():
+        if key in defaults and abs(moment - defaults[key]) > ANCHOR_TOLERANCE:
+            raise CycleError(f"anchor {key}={moment.isoformat()} is far from planning year {year} "
+                             f"(its default is {defaults[key]:%Y-%m-%d})")
 
 
 def live_cycle(session: Session, group_code: str | None = None, year: int | None = None) -> Cycle | None:
@@ -52,6 +67,10 @@ def start_cycle(session: Session, definition: CycleDefinition, year: int, anchor
         raise CycleError(f"group {definition.group!r} is not in the database: load it first (roundtable groups load)")
     if live_cycle(session, definition.group, year):
         raise CycleError(f"{definition.group} already has a live cycle for the {year} plan")
+    from zoneinfo import ZoneInfo
+
+    check_anchors_near(definition, year, anchors, ZoneInfo(group.timezone),
+                       [datetime.fromisoformat(str(d)).date() for d in group.closed_days])
     cycle = Cycle(group_id=group.id, year=year, state="live", definition=definition.model_dump(mode="json"),
                   definition_path=definition_path, created_at=now,
                   anchors={k: v.isoformat() for k, v in anchors.items()})
@@ -66,7 +85,7 @@ def start_cycle(session: Session, definition: CycleDefinition, year: int, anchor
     session.flush()
     for step in cs.steps():
         dated = cs.timeline[step.key]
-        _sync_calendar_entries(cs, step, dated, now)
+        sync_calendar_entries(cs, step, dated, now)
         schedule(cs, step, handler_for(step.kind).plan(cs, step, dated), now)
     return cycle
 
@@ -102,7 +121,7 @@ def schedule(cs: CycleState, step: Step, plans: list[Planned], now: datetime) ->
     return enqueue_many(cs.session, [values for key, values in wanted.items() if key not in known])
 
 
-def _sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: datetime) -> CalendarEntry | None:
+def sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: datetime) -> CalendarEntry | None:
     """One stable calendar entry per meeting and per deadline; SEQUENCE goes up when its times change.
     Returns the meeting entry when its times changed (it needs an update sent)."""
     changed_meeting = None
@@ -127,39 +146,78 @@ def _sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: da
     return changed_meeting
 
 
-def move_anchor(session: Session, cycle: Cycle, key: str, moment: datetime, now: datetime) -> dict:
-    """Move one anchor of a live cycle: new dates for every step, pending messages rescheduled,
-    updates (same UID, SEQUENCE + 1) for meetings whose invitation already went out. Nothing sent is resent."""
+def move_anchor(session: Session, cycle: Cycle, key: str, moment: datetime, now: datetime, *,
+                force: bool = False) -> dict:
+    """Move one anchor of a live cycle: new dates for every step not finished, pending messages rescheduled,
+    updates (same UID, SEQUENCE + 1) for meetings whose invitation already went out. Nothing sent is resent.
+
+    Refused (CycleError, nothing changed): an anchor far from the planning year; a move of a meeting that
+    was held; without `force`, a move that puts an open or planned step's deadline (or meeting) in the past,
+    where the next tick would close it at once. Finished steps keep their dates, in status and calendars."""
     now = utcnow_aware(now)
     cs = CycleState(session, cycle)
     if key not in cs.definition.anchors:
         raise CycleError(f"unknown anchor {key!r} (known: {', '.join(cs.definition.anchors)})")
     anchors = cs.anchors
     anchors[key] = moment.astimezone(cs.zone)
-    compute_timeline(cs.definition, cycle.year, anchors, timezone=cs.group.timezone,
-                     closed_days=cs.closed_days)  # refuse contradictions first
+    check_anchors_near(cs.definition, cycle.year, {key: anchors[key]}, cs.zone, cs.closed_days)
+    timeline = {d.key: d for d in compute_timeline(cs.definition, cycle.year, anchors, timezone=cs.group.timezone,
+                                                    closed_days=cs.closed_days)}  # refuse contradictions first
+    _refuse_harmful_move(cs, timeline, now, force)
     cycle.anchors = {k: v.isoformat() for k, v in anchors.items()}
     cs = CycleState(session, cycle)
     report = {"rescheduled": 0, "updates": 0, "steps_moved": []}
     for step in cs.steps():
+        if step.state in FINISHED:
+            continue  # what happened stays as it happened (its calendar entries too)
         dated = cs.timeline[step.key]
         times = (dated.opens_at, dated.due_at, dated.starts_at, dated.ends_at)
         if times != (step.opens_at, step.due_at, step.starts_at, step.ends_at):
             report["steps_moved"].append(step.key)
         if step.state == "planned":
             step.opens_at = dated.opens_at
-        if step.state in ("planned", "open"):
-            step.due_at, step.starts_at, step.ends_at = dated.due_at, dated.starts_at, dated.ends_at
+        step.due_at, step.starts_at, step.ends_at = dated.due_at, dated.starts_at, dated.ends_at
         handler = handler_for(step.kind)
         plans = handler.plan(cs, step, dated)
         report["rescheduled"] += reschedule(cs, step, plans)
         schedule(cs, step, plans, now)  # people who joined since get their rows too
-        changed = _sync_calendar_entries(cs, step, dated, now)
+        changed = sync_calendar_entries(cs, step, dated, now)
         if changed is not None and _invited(session, step):
             people = handler.expected(cs, step, dated)
+            _supersede(session, step, ("update",), f"superseded by SEQUENCE {changed.sequence}")
             report["updates"] += schedule(cs, step, [Planned("update", f"s{changed.sequence}", now, people,
                                                              changed.sequence)], now)
     return report
+
+
+def _refuse_harmful_move(cs: CycleState, timeline: dict[str, DatedStep], now: datetime, force: bool) -> None:
+    problems = []
+    for step in cs.steps():
+        dated = timeline[step.key]
+        if step.state in FINISHED:
+            if step.starts_at and step.state != "skipped" and (dated.starts_at, dated.ends_at) != (step.starts_at,
+                                                                                                 step.ends_at):
+                raise CycleError(f"{step.key} was held on {step.starts_at.astimezone(cs.zone):%Y-%m-%d %H:%M}: "
+                                 "a move after the meeting is refused (reopen it first: roundtable cycle reopen "
+                                 f"{step.key})")
+            continue
+        end = dated.ends_at or dated.due_at
+        old_end = step.ends_at or step.due_at
+        if not force and end is not None and end <= now and end != old_end:
+            problems.append(f"{step.key} ({step.state}) would end on {end.astimezone(cs.zone):%Y-%m-%d %H:%M}, "
+                            "in the past")
+    if problems:
+        raise CycleError("; ".join(problems) + ": the next tick would close it at once. Check the date, or use "
+                         "--force if this is meant")
+
+
+def _supersede(session: Session, step: Step, kinds: tuple[str, ...], why: str) -> int:
+    """Pending messages of `kinds` for the step that a newer one replaces (one update per person, the latest)."""
+    rows = session.exec(select(Notification).where(Notification.step_id == step.id, Notification.kind.in_(kinds),
+                                                   Notification.state == "scheduled")).all()
+    for row in rows:
+        row.state, row.last_error = "skipped", why
+    return len(rows)
 
 
 def shifted(cs: CycleState, planned: DatedStep, start: datetime) -> DatedStep:
@@ -201,23 +259,144 @@ def drop_step(session: Session, cycle: Cycle, step_key: str, now: datetime) -> d
     invitation went out, every invitee gets a cancellation (same UID, SEQUENCE + 1)."""
     now = utcnow_aware(now)
     cs = CycleState(session, cycle)
+    step = _step_of(cs, step_key)
+    if step.state in FINISHED:
+        raise CycleError(f"step {step_key!r} is already {step.state}")
+    report = _withdraw(cs, step, now, f"step dropped at {now.isoformat()}")
+    step.state, step.closed_at, step.outcome = "skipped", now, "dropped"
+    return report
+
+
+def _step_of(cs: CycleState, step_key: str) -> Step:
     keys = [s.key for s in cs.steps()]
     if step_key not in keys:
         raise CycleError(f"unknown step {step_key!r} (known: {', '.join(keys)})")
-    step = cs.step_row(step_key)
-    if step.state in FINISHED:
-        raise CycleError(f"step {step_key!r} is already {step.state}")
+    return cs.step_row(step_key)
+
+
+def _withdraw(cs: CycleState, step: Step, now: datetime, why: str) -> dict:
+    """Skip the step's messages not yet sent; cancel its calendar entries, with a cancellation to every invitee
+    of a meeting whose invitation went out."""
+    session = cs.session
+    # Only rows not yet rendered: a `ready` one may be claimed by a delivery at this very moment.
     pending = session.exec(select(Notification).where(Notification.step_id == step.id,
                                                       Notification.state == "scheduled")).all()
     for row in pending:
-        row.state, row.last_error = "skipped", f"step dropped at {now.isoformat()}"
+        row.state, row.last_error = "skipped", why
     cancelled = 0
-    entries = session.exec(select(CalendarEntry).where(CalendarEntry.step_id == step.id)).all()
+    entries = session.exec(select(CalendarEntry).where(CalendarEntry.step_id == step.id,
+                                                       CalendarEntry.cancelled.is_(False))).all()
     for entry in entries:
         entry.sequence += 1
         entry.cancelled, entry.updated_at = True, now
         if entry.kind == "meeting" and _invited(session, step):
-            people = handler_for(step.kind).expected(cs, step)
+            people = _invitees(session, step)
             cancelled += schedule(cs, step, [Planned("cancel", f"s{entry.sequence}", now, people, entry.sequence)], now)
-    step.state, step.closed_at, step.outcome = "skipped", now, "dropped"
     return {"skipped": len(pending), "cancellations": cancelled}
+
+
+def _invitees(session: Session, step: Step) -> list[Addressee]:
+    """Everyone an invitation or update of the step went to: they are the calendars holding the meeting."""
+    rows = session.exec(select(Notification.member_id, Notification.recipient, Member.name, Member.language,
+                               Member.organisation)
+                        .join(Member, Member.id == Notification.member_id)
+                        .where(Notification.step_id == step.id, Notification.kind.in_(("invite", "update")),
+                               Notification.state.in_(("ready", "sending", "sent")))).all()
+    people = {member_id: Addressee(member_id, name, recipient, language, organisation, "member", "")
+              for member_id, recipient, name, language, organisation in rows}
+    return sorted(people.values(), key=lambda a: a.email)
+
+
+def cancel_cycle(session: Session, cycle: Cycle, now: datetime) -> dict:
+    """Cancel a live cycle: nothing more is sent, except cancellations of meetings still to come whose
+    invitation went out. Steps not finished are skipped (outcome `cancelled`)."""
+    now = utcnow_aware(now)
+    if cycle.state != "live":
+        raise CycleError(f"cycle {cycle.id} is {cycle.state}, not live")
+    cs = CycleState(session, cycle)
+    report = {"skipped": 0, "cancellations": 0}
+    for step in cs.steps():
+        if step.state in FINISHED:
+            continue
+        withdrawn = _withdraw(cs, step, now, f"cycle cancelled at {now.isoformat()}")
+        report["skipped"] += withdrawn["skipped"]
+        report["cancellations"] += withdrawn["cancellations"]
+        step.state, step.closed_at, step.outcome = "skipped", now, "cancelled"
+    cycle.state = "cancelled"
+    return report
+
+
+def reopen_step(session: Session, cycle: Cycle, step_key: str, now: datetime, *, due: datetime | None = None) -> dict:
+    """The way back from a mistake: a closed (or held, or dropped) step opens again, or a blocked one is tried
+    again. Its deadline is `due` (needed when the old one has passed); messages never sent that still make
+    sense (skipped as stale or as no longer needed, not those already folded into a digest) are planned again
+    at their new moments. Nothing already sent is sent again."""
+    now = utcnow_aware(now)
+    cs = CycleState(session, cycle, now=now)
+    step = _step_of(cs, step_key)
+    if due is not None:
+        due = utcnow_aware(due)
+        if due <= now:
+            raise CycleError(f"--due {due.astimezone(cs.zone):%Y-%m-%d %H:%M} is not after now")
+    if step.data.get("blocked") and step.state not in FINISHED and due is None:
+        del step.data["blocked"]  # tried again at the next tick
+        return {"state": step.state, "due_at": _local_iso(cs, step.due_at), "replanned": 0}
+    if step.state not in FINISHED:
+        raise CycleError(f"step {step_key!r} is {step.state}: only a closed, held, approved or dropped step reopens"
+                         + ("" if due is None else " (to move an open step's deadline, move its anchor)"))
+    dated = cs.timeline[step.key]  # today's anchors: they may have moved while the step was closed
+    if step.kind == "meeting":  # its times come from its anchor
+        if due is not None:
+            raise CycleError(f"{step_key} is a meeting: its times follow its anchor (roundtable cycle anchor), "
+                             "not --due")
+        due = dated.due_at
+        state = "open" if dated.opens_at and dated.opens_at <= now else "planned"
+        if state == "planned":
+            step.opens_at = dated.opens_at
+    else:
+        due = due or step.due_at
+        if due is None or due <= now:
+            raise CycleError(f"{step_key}'s deadline has passed: give a new one with --due DATE")
+        dated = _with_due(dated, due)
+        state = "open"
+    step.state, step.closed_at, step.outcome, step.due_at = state, None, "", due
+    step.starts_at, step.ends_at = dated.starts_at, dated.ends_at
+    if state == "open" and step.opened_at is None:
+        step.opened_at = now
+    step.data.pop("blocked", None)
+    handler = handler_for(step.kind)
+    plans = handler.plan(cs, step, dated)
+    wanted = {(p.kind, p.slot, p.revision): p.due_at for p in plans}
+    revived = 0
+    for row in session.exec(select(Notification).where(Notification.step_id == step.id,
+                                                       Notification.state == "skipped")).all():
+        moment = wanted.get((row.kind, row.slot, row.revision))
+        if moment is not None and moment > now and not row.last_error.startswith("superseded"):
+            row.state, row.due_at, row.last_error = "scheduled", moment, ""
+            revived += 1
+    revived += reschedule(cs, step, plans)
+    revived += schedule(cs, step, [p for p in plans if p.due_at > now], now)
+    # A dropped step's calendar entries come back; a meeting invitees had (cancelled, or at other times)
+    # is announced again as an update at a new SEQUENCE.
+    entries = session.exec(select(CalendarEntry).where(CalendarEntry.step_id == step.id)).all()
+    restored = [entry for entry in entries if entry.cancelled]
+    for entry in restored:
+        entry.cancelled, entry.sequence, entry.updated_at = False, entry.sequence + 1, now
+    changed = sync_calendar_entries(cs, step, replace(dated, opens_at=step.opens_at, due_at=due), now)
+    meeting = next((entry for entry in entries if entry.kind == "meeting"), None)
+    if meeting is not None and (changed is not None or meeting in restored) and _invited(session, step):
+        _supersede(session, step, ("update", "cancel"), f"superseded by SEQUENCE {meeting.sequence}")
+        revived += schedule(cs, step, [Planned("update", f"s{meeting.sequence}", now, _invitees(session, step),
+                                               meeting.sequence)], now)
+    return {"state": state, "due_at": _local_iso(cs, due), "replanned": revived}
+
+
+def _with_due(dated: DatedStep, due: datetime) -> DatedStep:
+    """The step with a new deadline; reminders and escalation keep their distance to it."""
+    shift = due - dated.due_at if dated.due_at else timedelta(0)
+    return replace(dated, due_at=due, reminders=[(text, at + shift) for text, at in dated.reminders],
+                   escalation_at=dated.escalation_at + shift if dated.escalation_at else None)
+
+
+def _local_iso(cs: CycleState, moment: datetime | None) -> str | None:
+    return moment.astimezone(cs.zone).isoformat() if moment else None

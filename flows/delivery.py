@@ -35,7 +35,7 @@ def tick_and_deliver(engine: Engine, settings: Settings, now: datetime,
                      notice: Callable[[str], None] | None = None) -> dict:
     """One tick at `now`, then delivery of what is due: the unit of work of the CLI, Prefect and the scheduler."""
     config = EngineConfig(sender=settings.sender, base_url=settings.base_url,
-                          secret=settings.resolved_secret_key() or "")
+                          secret=settings.resolved_secret_key() or "", reply_address=settings.reply_address)
     with Session(engine, expire_on_commit=False) as session:
         report = tick(session, now, config)
     delivered = deliver(engine, settings, now, notice)

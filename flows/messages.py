@@ -19,6 +19,7 @@ from models.audience import ROLE_TITLES, courtesy_titles
 from models.tables import CalendarEntry, Member, Step
 from notifications.compose import CalendarPart, build_message, message_id_for
 from notifications.kinds import STEP_LINK, MessageKind, kind_of
+from notifications.inbound_address import organizer, reply_to_header
 from notifications.links import action_url, sign_action
 from notifications.render import render_message
 
@@ -88,7 +89,7 @@ def own_link(cs: CycleState, step: Step, row: DueRow, member: Member) -> str | N
     if purpose is None or not cs.secret:
         return None
     token = sign_action(cs.secret, member_id=member.id, step_id=step.id, purpose=purpose,
-                        revision=row.revision if step.kind == "approval" else 0)
+                        revision=handler_for(step.kind).link_revision(row))
     return action_url(cs.base_url, token)
 
 
@@ -105,14 +106,19 @@ def _parsed_sender(sender: str) -> tuple[str, str]:
     return parseaddr(sender)
 
 
+def _secretariat_name(cs: CycleState) -> str:
+    return f"ກອງເລຂາ {cs.group.code} · {cs.group.code} Secretariat"
+
+
 def group_sender(cs: CycleState) -> str:
     """From: the group's secretariat in both languages, at the deployment's address."""
-    return cs.memo(("sender",), lambda: formataddr(
-        (f"ກອງເລຂາ {cs.group.code} · {cs.group.code} Secretariat", _parsed_sender(cs.sender)[1])))
+    return cs.memo(("sender",), lambda: formataddr((_secretariat_name(cs), _parsed_sender(cs.sender)[1])))
 
 
 def _organizer(cs: CycleState) -> Person:
-    return Person(f"ກອງເລຂາ {cs.group.code} · {cs.group.code} Secretariat", _parsed_sender(cs.sender)[1])
+    if cs.reply_address:  # meeting replies go to the ORGANIZER: make it the mailbox `mail fetch` reads
+        return Person(_secretariat_name(cs), organizer(cs.reply_address, cs.group.code)[1])
+    return Person(_secretariat_name(cs), _parsed_sender(cs.sender)[1])
 
 
 def calendar_part(cs: CycleState, step: Step, row: DueRow, member: Member, context: dict,
@@ -175,7 +181,8 @@ def prepare(cs: CycleState, step: Step, row: DueRow, now: datetime) -> bytes:
         cc.append(cs.reply_to(now))  # the secretariat keeps a copy of what went to MPI
     row.cc = cc
     payload = build_message(
-        rendered, sender=group_sender(cs), to=[row.recipient], cc=cc, reply_to=cs.reply_to(now),
+        rendered, sender=group_sender(cs), to=[row.recipient], cc=cc,
+        reply_to=reply_to_header(cs.reply_address, cs.secret, row.id, cs.reply_to(now)),
         message_id=row.message_id, auto_submitted=kind.automatic,
         calendar=calendar_part(cs, step, row, member, context, now),
         attachments=attachments_of(cs, step, row, now), date=now,

@@ -33,7 +33,7 @@ from models.db import make_engine, upgrade
 from models.definition import CycleDefinition
 from models.groups import load_groups
 from models.roster import import_roster
-from models.tables import Cycle, Decision, Member, Notification, Response, Step
+from models.tables import Cycle, Decision, Member, Notification, Response, Step, WorkingGroup
 from notifications.outbox import SentRow, deliver_due
 from notifications.transports import FileTransport
 
@@ -43,9 +43,9 @@ SIM_SECRET = "simulation-only-secret"  # links in simulated mail when no key is 
 SIM_BASE_URL = "http://127.0.0.1:8000"  # where `roundtable web` serves by default
 SECRET_FILE = "secret_key"  # DIR/secret_key: the simulation key, which `roundtable web` reads beside the database
 # Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
-ENGINE_REACTS_TO = ("decision", "revision", "checklist", "receipt")
+ENGINE_REACTS_TO = ("decision", "revision", "checklist", "review", "receipt")
 RECORDERS = {"suggestion": answers.record_suggestion, "comment": answers.record_comment,
-             "rsvp": answers.record_rsvp, "checklist": simulate_desk.review,  # the review at the desk
+             "rsvp": answers.record_rsvp, "checklist": answers.record_checklist, "review": simulate_desk.review,
              "decision": answers.record_decision, "revision": simulate_desk.revise,
              "receipt": answers.record_receipt}
 REJECTION_REASON = ("ກະລຸນາເພີ່ມກິດຈະກຳກ່ຽວກັບເປົ້າໝາຍການພັດທະນາແບບຍືນຍົງ ທີ 16 — "
@@ -129,8 +129,11 @@ class _Agents:
         elif row.kind == "invite" and self.rng.random() < self.respond_rate:
             partstat = self.rng.choice(("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED"))
             self._answer(step, row.member_id, "rsvp", self._between(now, step.starts_at), partstat=partstat)
-        elif row.kind == "task" and step.kind == "review":
-            self._answer(step, row.member_id, "checklist", self._between(now, step.due_at))
+        elif row.kind == "task" and step.kind == "review":  # the review at the desk (flows/simulate_desk.py)
+            self._answer(step, row.member_id, "review", self._between(now, step.due_at))
+        elif row.kind == "task" and self.answer_kind(step) == "checklist":
+            self._answer(step, row.member_id, "checklist", self._between(now, step.due_at),
+                         accepted=14, merged=5, rejected=3)
         elif row.kind == "approval_request" and row.revision == revision:
             # The first draft is sometimes sent back; a revised plan is always approved.
             at = self._between(now, step.due_at)
@@ -231,9 +234,11 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
         agents = _Agents(session, random.Random(seed), respond_rate, BusinessCalendar())
         transport = FileTransport(out_dir / MAIL_DIR)
         now = launch
-        # Held for the whole run: the tick and the agents then find the steps in the session (this session
-        # is their only writer, and it never expires them).
+        # Held for the whole run: the tick, the agents and the answers module then find the steps and the
+        # groups in the session (its identity map keeps only what someone refers to; this session is their
+        # only writer, and it never expires them).
         held_steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()  # noqa: F841
+        held_groups = session.exec(select(WorkingGroup)).all()  # noqa: F841
         with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as log:
             while True:
                 moment, ready_at = _next_moment(session, cycle_ids, now, agents)

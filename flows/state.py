@@ -13,26 +13,23 @@ from sqlmodel import Session, select
 from calendars.timeline import DatedStep, compute_timeline
 from models.audience import ROLE_TITLES, Addressee, audience
 from models.definition import CycleDefinition, StepDef
+from models.memo import Memo
 from models.tables import Cycle, Step, WorkingGroup
 
 FINISHED = ("closed", "done", "skipped")
 DEFAULT_SENDER = "Roundtable <roundtable@localhost>"
 
+
+class StepBlocked(Exception):
+    """A step cannot go on with the data it has (e.g. nobody to ask for approval). The tick marks the step
+    blocked with this reason, tells the secretariat once and goes on with every other step and cycle."""
+
 # Parsed definitions and computed timelines, shared by every CycleState (a new one each tick): parsing
 # the snapshot and computing the business-day timeline cost ~0.2 ms and ~4 ms a cycle, every tick.
 # Keyed by content (the snapshot's JSON, the anchors, the zone, the closed days), never by row id, so a
 # changed anchor or another database's cycle 1 is a different entry. Bounded: cleared when full.
-_CACHE_SIZE = 256
-_definitions: dict[str, CycleDefinition] = {}
-_timelines: dict[tuple, list[DatedStep]] = {}
-
-
-def _bounded(cache: dict, key, compute: Callable[[], Any]) -> Any:
-    if key not in cache:
-        if len(cache) >= _CACHE_SIZE:
-            cache.clear()
-        cache[key] = compute()
-    return cache[key]
+_definitions = Memo("flows.state.definitions", 256)  # fingerprint -> CycleDefinition
+_timelines = Memo("flows.state.timelines", 256)  # (fingerprint, year, anchors, zone, closed days) -> DatedSteps
 
 
 @dataclass(frozen=True)
@@ -86,6 +83,9 @@ class CycleState:
     sender: str = DEFAULT_SENDER
     base_url: str = "http://127.0.0.1:8000"
     secret: str = ""
+    reply_address: str | None = None  # the mailbox replies come back to (ROUNDTABLE_REPLY_ADDRESS)
+    # The moment of the tick (or status) working on the cycle: an open step's audience is taken on this day.
+    now: datetime | None = None
     _steps: dict[str, Step] = field(default_factory=dict)
     _people: dict[tuple, list[Addressee]] = field(default_factory=dict)
     _memo: dict[tuple, Any] = field(default_factory=dict)
@@ -97,8 +97,8 @@ class CycleState:
     @cached_property
     def definition(self) -> CycleDefinition:
         """The cycle's snapshot, parsed (shared and read-only: never change it in place)."""
-        return _bounded(_definitions, self._fingerprint,
-                        lambda: CycleDefinition.model_validate(self.cycle.definition))
+        return _definitions.get(self._fingerprint,
+                                lambda: CycleDefinition.model_validate(self.cycle.definition))
 
     def memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """Remember an answer for the life of this state, i.e. one tick: what the tick itself does not change
@@ -140,7 +140,7 @@ class CycleState:
         anchors = self.anchors
         key = (self._fingerprint, self.cycle.year, tuple(sorted((k, v.isoformat()) for k, v in anchors.items())),
                self.group.timezone, tuple(self.closed_days))
-        dated = _bounded(_timelines, key, lambda: compute_timeline(
+        dated = _timelines.get(key, lambda: compute_timeline(
             self.definition, self.cycle.year, anchors, timezone=self.group.timezone, closed_days=self.closed_days))
         return {d.key: replace(d, reminders=list(d.reminders)) for d in dated}  # copies: callers may change them
 

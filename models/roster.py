@@ -89,6 +89,35 @@ class RosterInvalid(Exception):
         self.report = report
 
 
+# An import that ends more memberships than this (or a group's last chair or secretariat) needs --replace:
+# a one-row file once ended 25 memberships of its group, and the review and the approval had nobody left.
+MAX_ENDED_WITHOUT_REPLACE = 3
+# Roles a group must keep someone in: the approval asks the chairs, every failure report the secretariat.
+VITAL_ROLES = {"chair": ("chair", "co-chair"), "secretariat": ("secretariat-head", "secretariat")}
+
+Change = tuple[str, str, str]  # (email, group code, role)
+
+
+@dataclass
+class RosterChanges:
+    """What an import would do to the memberships, as of one day; `refusals` say why it needs --replace."""
+
+    started: list[Change] = field(default_factory=list)
+    reopened: list[Change] = field(default_factory=list)
+    ended: list[Change] = field(default_factory=list)
+    members_created: list[str] = field(default_factory=list)
+    members_updated: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per change: `+` starts, `~` reopens, `-` ends a membership; members created or updated."""
+        return ([f"+ {email} {role} in {group}" for email, group, role in self.started]
+                + [f"~ {email} {role} in {group} (reopened)" for email, group, role in self.reopened]
+                + [f"- {email} {role} in {group}" for email, group, role in self.ended]
+                + [f"new member {email}" for email in self.members_created]
+                + [f"updated member {email}" for email in self.members_updated])
+
+
 @dataclass
 class ImportSummary:
     members_created: int = 0
@@ -97,6 +126,15 @@ class ImportSummary:
     memberships_started: int = 0
     memberships_reopened: int = 0
     memberships_ended: int = 0
+    changes: RosterChanges = field(default_factory=RosterChanges)
+
+
+class RosterRefused(Exception):
+    """The file is valid, but importing it would end too much without --replace; nothing was written."""
+
+    def __init__(self, changes: RosterChanges):
+        super().__init__("; ".join(changes.refusals))
+        self.changes = changes
 
 
 class _BadCell(str):
@@ -287,10 +325,58 @@ def check_roster(session: Session, path: Path) -> RosterReport:
 # ---- importing ------------------------------------------------------------------------
 
 
-def import_roster(session: Session, path: Path, today: date) -> ImportSummary:
+def _open_on(today: date):
+    return or_(Membership.ends_on.is_(None), Membership.ends_on > today)
+
+
+def roster_changes(session: Session, report: RosterReport, today: date) -> RosterChanges:
+    """What importing the checked `report` as of `today` would change (see import_roster). Writes nothing."""
+    changes = RosterChanges()
+    members = {member.email: member for member in session.exec(select(Member)).all()}
+    for entry in report.entries:
+        member = members.get(entry.email)
+        if member is None:
+            changes.members_created.append(entry.email)
+        elif (member.name, member.organisation, member.language) != (entry.name, entry.organisation, entry.language):
+            changes.members_updated.append(entry.email)
+    codes = {group.id: group.code for group in session.exec(select(WorkingGroup)).all()}
+    named = {entry.group for entry in report.entries}
+    wanted = {(entry.email, entry.group, role) for entry in report.entries for role in entry.roles}
+    rows = session.exec(select(Membership, Member.email).join(Member, Member.id == Membership.member_id)
+                        .where(Membership.group_id.in_([i for i, c in codes.items() if c in named]))).all()
+    kept, ended_today, before = set(), set(), []
+    for membership, email in sorted(rows, key=lambda r: r[0].id):
+        key = (email, codes[membership.group_id], membership.role)
+        if membership.ends_on == today:
+            ended_today.add(key)
+        if membership.ends_on is not None and membership.ends_on <= today:
+            continue
+        if membership.starts_on is None or membership.starts_on <= today:
+            before.append(key)
+        if key in wanted and key not in kept:
+            kept.add(key)
+        else:
+            changes.ended.append(key)
+    for key in sorted(wanted - kept):
+        (changes.reopened if key in ended_today else changes.started).append(key)
+    after = [k for k in before if k not in changes.ended] + changes.started + changes.reopened
+    if len(changes.ended) > MAX_ENDED_WITHOUT_REPLACE:
+        changes.refusals.append(f"it would end {len(changes.ended)} memberships (more than "
+                                f"{MAX_ENDED_WITHOUT_REPLACE})")
+    for group in sorted(named):
+        for label, roles in VITAL_ROLES.items():
+            had = any(g == group and role in roles for _, g, role in before)
+            if had and not any(g == group and role in roles for _, g, role in after):
+                changes.refusals.append(f"it would leave {group} without any {label} ({' or '.join(roles)})")
+    return changes
+
+
+def import_roster(session: Session, path: Path, today: date, *, replace: bool = False) -> ImportSummary:
     """Check the whole file, then create or update its members and memberships. The caller commits.
 
-    Raises RosterInvalid (nothing written) when any row is bad.
+    Raises RosterInvalid (nothing written) when any row is bad, and RosterRefused (nothing written) when,
+    without `replace`, it would end more than MAX_ENDED_WITHOUT_REPLACE memberships or leave a named group
+    without a chair or a secretariat.
 
     Members are matched by email; name, name_en, title, organisation and language are updated.
 
@@ -307,7 +393,10 @@ def import_roster(session: Session, path: Path, today: date) -> ImportSummary:
     report = check_roster(session, path)
     if not report.ok:
         raise RosterInvalid(report)
-    summary = ImportSummary()
+    changes = roster_changes(session, report, today)
+    if changes.refusals and not replace:
+        raise RosterRefused(changes)
+    summary = ImportSummary(changes=changes)
 
     members = {member.email: member for member in session.exec(select(Member)).all()}
     for entry in report.entries:
@@ -333,7 +422,7 @@ def import_roster(session: Session, path: Path, today: date) -> ImportSummary:
         for entry in report.entries for role in entry.roles
     }
     in_named_groups = select(Membership).where(Membership.group_id.in_(named))
-    open_now = session.exec(in_named_groups.where(or_(Membership.ends_on.is_(None), Membership.ends_on > today))).all()
+    open_now = session.exec(in_named_groups.where(_open_on(today))).all()
     kept = set()
     for membership in sorted(open_now, key=lambda m: m.id):
         key = (membership.member_id, membership.group_id, membership.role)

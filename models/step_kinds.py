@@ -7,6 +7,8 @@ module, one template folder and steps in a cycle YAML.
 """
 
 import difflib
+import importlib
+import sys
 from dataclasses import dataclass, field
 
 # Points every step may have; a kind may add its own (a meeting: agenda_at, minutes_due, survey_due).
@@ -51,9 +53,14 @@ def unregister(kind: str) -> None:
     SPECS.pop(kind, None)
 
 
+# Where the step kinds live. They are plug-ins: found by name when first asked for, so that reading a
+# definition (the `timeline` command, a benchmark) needs no import of the engine in this layer.
+PLUGIN_PACKAGE = "flows.steps"
+
+
 def spec_for(kind: str) -> StepKindSpec:
-    if not SPECS:  # nothing registered: the caller never imported the engine's step kinds
-        raise RuntimeError("no step kinds are registered: import flows.steps before reading a definition")
+    if PLUGIN_PACKAGE not in sys.modules:
+        importlib.import_module(PLUGIN_PACKAGE)  # registers every kind it holds
     try:
         return SPECS[kind]
     except KeyError:

@@ -193,6 +193,54 @@ class Document(SQLModel, table=True):
     created_at: Optional[datetime] = _utc(nullable=False)
 
 
+class InboundMail(SQLModel, table=True):
+    """Every mail read from the mailbox or a file, remembered before it is moved, so none is handled twice.
+
+    `key` is the Message-ID (or a digest of the bytes when it has none); `mailbox`, `uidvalidity`
+    and `uid` say where IMAP had it. `outcome`: suggestion | comment | rsvp | approval_reply | away |
+    bounce | ignored | needs_attention; `folder` is where it belongs (Processed / Needs attention).
+    """
+
+    __tablename__ = "inbound_mail"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_uid"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(index=True, max_length=255)
+    mailbox: str = ""  # "imap://user@host/INBOX", or "" for files
+    uidvalidity: Optional[int] = None
+    uid: Optional[int] = None
+    source: str = ""  # the file path, or "uid N"
+    sender: str = ""  # the From address, lower-case
+    subject: str = ""
+    outcome: str = ""
+    reason: str = ""
+    folder: str = ""
+    moved: bool = False
+    member_id: Optional[int] = Field(default=None, foreign_key="member.id")
+    step_id: Optional[int] = Field(default=None, foreign_key="step.id")
+    notification_id: Optional[int] = Field(default=None, foreign_key="notification.id")
+    text: str = ""  # the new text of a reply kept for the secretariat
+    received_at: Optional[datetime] = _utc(nullable=False)
+
+
+class AddressStatus(SQLModel, table=True):
+    """What mail came back about an address: bouncing (5.x.x), deferred (4.x.x), or away (auto-reply).
+
+    A bouncing address gets no further mail until the roster gives the member another address.
+    """
+
+    __tablename__ = "address_status"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, max_length=320)  # lower-case
+    bounce: str = ""  # "" | bouncing | deferred
+    bounce_status: str = ""  # the DSN status code, e.g. 5.1.1
+    bounce_detail: str = ""  # the diagnostic, shortened
+    bounced_at: Optional[datetime] = _utc()
+    reported_at: Optional[datetime] = _utc()  # the secretariat was told (once per bounce state)
+    away: bool = False
+    away_subject: str = ""
+    away_at: Optional[datetime] = _utc()
+
+
 class AnswerAudit(SQLModel, table=True):
     """Who answered what, when and by which channel (web | mail | cli | simulator): one row per answer
     recorded, changed or withdrawn through flows.answers. Never updated."""

@@ -77,5 +77,6 @@ for _kind in (
     MessageKind("escalation", late_policy="skip_if_stale", automatic=True, link="status"),
     MessageKind("submission", link="receipt", deadline="due", attachments=True),
     MessageKind("failure_report", automatic=True),
+    MessageKind("step_blocked", automatic=True),  # a step the tick cannot go on with (flows/tick.py)
 ):
     register(_kind)

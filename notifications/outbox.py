@@ -428,6 +428,18 @@ def _first_sender(delivery: _Delivery) -> str | None:
     return None
 
 
+def failure_report_context(name: str, address: str, group: dict, year: int, tz: str, failures: list[dict]) -> dict:
+    """The template context of a report to the secretariat about mail that did not arrive (it belongs to no step)."""
+    return {
+        "recipient": {"name": name or address, "name_en": name or address, "email": address, "title_lo": "",
+                      "title_en": "", "role": "secretariat", "role_lo": "ກອງເລຂາ", "role_en": "Secretariat",
+                      "show_role_lo": True, "show_role_en": True, "language": "lo"},
+        "group": group, "year": year, "step": None, "tz": tz, "link": None, "agenda": [],
+        "deadline": None, "deadline_event": False, "attachments": [],
+        "extra": {"failures": failures},
+    }
+
+
 def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Sequence[str],
                             sender: str | None):
     """Enqueue (ready, due now) and claim the report of this call's failures; None when there is none."""
@@ -441,16 +453,11 @@ def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Se
     sender = sender or _first_sender(delivery) or secretariat[0]
     first_context = rows[0].context or {}
     to_name, to_address = parseaddr(secretariat[0])
-    context = {
-        "recipient": {"name": to_name or to_address, "name_en": to_name or to_address, "email": to_address,
-                      "title_lo": "", "title_en": "", "role": "secretariat", "role_lo": "ກອງເລຂາ",
-                      "role_en": "Secretariat", "show_role_lo": True, "show_role_en": True, "language": "lo"},
-        "group": first_context.get("group") or {"code": "Roundtable", "name_lo": "ໂຕະມົນ", "name_en": "Roundtable"},
-        "year": first_context.get("year", now.year),
-        "step": None, "tz": first_context.get("tz", "Asia/Vientiane"), "link": None, "agenda": [],
-        "deadline": None, "deadline_event": False, "attachments": [],
-        "extra": {"failures": [entry for _, entry in delivery.failures]},
-    }
+    context = failure_report_context(
+        to_name, to_address, first_context.get("group") or {"code": "Roundtable", "name_lo": "ໂຕະມົນ",
+                                                           "name_en": "Roundtable"},
+        first_context.get("year", now.year), first_context.get("tz", "Asia/Vientiane"),
+        [entry for _, entry in delivery.failures])
     rendered = render_message(FAILURE_REPORT, context)
     message_id = message_id_for(key, parseaddr(sender)[1].rpartition("@")[2] or "localhost")
     payload = build_message(rendered, sender=sender, to=[secretariat[0]], cc=list(secretariat[1:]), reply_to=None,

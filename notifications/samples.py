@@ -134,6 +134,9 @@ _VARIANTS = {
                    "deadline": datetime(2020, 3, 20, 17, 0, tzinfo=VIENTIANE),
                    "attachments": ["GSWG-2020-work-plan-r2.docx"],
                    "link": "https://roundtable.example.org/action/receipt.TOKEN"},
+    "step_blocked": {"recipient": _SECRETARIAT, "step": _APPROVAL_STEP, "link": None, "deadline": None, "extra": {
+        "reason": "nobody holds chair or co-chair in GSWG: there is nobody to ask for approval",
+        "since": datetime(2020, 2, 24, 9, 0, tzinfo=VIENTIANE)}},
     "failure_report": {"recipient": _SECRETARIAT, "link": None, "deadline": None, "extra": {"failures": [
         {"recipient": "nobody@example.org", "kind": "call", "subject": "[GSWG] ສະເໜີກິດຈະກຳ — Suggest activities",
          "error": "550 5.1.1 mailbox unavailable"}]}},

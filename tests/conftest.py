@@ -67,6 +67,3 @@ def isolated_env(tmp_path, monkeypatch):
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-
-
-import flows.steps  # noqa: E402,F401 - registers the step kinds the definition loader asks about

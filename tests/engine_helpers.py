@@ -58,7 +58,7 @@ def seed_people(session: Session) -> dict[str, Member]:
 
 def start_gswg(session: Session, year: int = 2020, anchors=None, now=None):
     definition = load_definition(GSWG_YAML)
-    cycle = start_cycle(session, definition, year, anchors or {}, now or local(2019, 10, 1, 9, 0))
+    cycle = start_cycle(session, definition, year, anchors or {}, now or local(2019, 10, 1, 9, 0), sender=CONFIG.sender)
     session.commit()
     return cycle
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from calendars.ics import uid_for
 from models.db import engine_for, upgrade
-from models.tables import Response
+from models.tables import Member, Notification, Response, Step
 from roundtable.cli import app
 from test_feeds import seed  # the rows of the sibling test module (tests/ is on sys.path under pytest)
 
@@ -86,22 +86,30 @@ def reply_mail(address: str, partstat: str = "ACCEPTED") -> bytes:
 
 
 def test_rsvp_ingest_records_then_reports_unchanged_and_lists_strangers(db, tmp_path):
+    """`rsvp ingest` is an alias of `mail ingest`: the same checks, the same summary."""
+    with Session(db) as session:  # the invitation went out and the meeting step is open
+        meeting = session.exec(select(Step).where(Step.key == "annual_review_meeting")).one()
+        member = session.exec(select(Member).where(Member.email == "member@gswg.example")).one()
+        meeting.state = "open"
+        session.add(Notification(key="invite/member", cycle_id=meeting.cycle_id, step_id=meeting.id,
+                                 member_id=member.id, recipient=member.email, kind="invite", state="sent",
+                                 due_at=meeting.opens_at, created_at=meeting.opens_at))
+        session.commit()
     mails = tmp_path / "mails"
     mails.mkdir()
     (mails / "member.eml").write_bytes(reply_mail("member@gswg.example"))
     (mails / "stranger.eml").write_bytes(reply_mail("stranger@example.org"))
 
-    first = run("rsvp", "ingest", str(mails))
+    first = run("rsvp", "ingest", str(mails), "--now", "2019-11-05T10:00")
     assert first.exit_code == 0, first.output  # an ignored reply does not fail the run
-    assert f"recorded: member@gswg.example ACCEPTED {MEETING_UID}" in first.stdout
     assert f"ignored: {mails / 'stranger.eml'}: stranger@example.org is not an expected attendee" in first.stdout
-    assert "1 recorded, 0 unchanged, 1 ignored" in first.stdout
+    assert "recorded 0 suggestions, 0 comments, 1 meeting replies" in first.stdout
     with Session(db) as session:
         assert [r.body for r in session.exec(select(Response).where(Response.kind == "rsvp"))] == ["ACCEPTED"]
 
-    again = run("rsvp", "ingest", str(mails / "member.eml"))
+    again = run("rsvp", "ingest", str(mails / "member.eml"), "--now", "2019-11-05T10:00")
     assert again.exit_code == 0
-    assert "unchanged: member@gswg.example ACCEPTED" in again.stdout and "0 recorded, 1 unchanged" in again.stdout
+    assert "already handled" in again.stdout and "1 meeting replies" not in again.stdout
 
 
 def test_rsvp_ingest_missing_path_is_exit_2_and_writes_nothing(db, tmp_path):

@@ -1,4 +1,4 @@
-"""build_message writes by hand the bytes the email package wrote (tests/compose_reference.py is the spec).
+"""build_message writes by hand the bytes the email package writes (notifications/compose_plain.py is the spec).
 
 Seeded random inputs across every shape are built by both, the reference being handed the
 boundaries build_message chose (its generator would otherwise draw them at random), and compared
@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from compose_reference import build_message as reference_build_message
 from notifications.compose import CalendarPart, build_message, message_id_for
+from notifications.compose_plain import build_message as reference_build_message
 from notifications.render import Rendered
 
 LAO = "ກຂຄງຈສຊຍດຕຖທນບປຜຝພຟມຢຣລວຫອຮະັາຳິີຶືຸູົຼຽເແໂໃໄ່້໊໋໌ໍ໐໑໒໓໔໕໖໗໘໙"

@@ -16,7 +16,8 @@ from icalendar import Calendar
 from typer.testing import CliRunner
 
 import flows.steps
-from flows.simulate import SIM_SECRET, SIM_SENDER
+from flows.simulate import SIM_SENDER
+from models.settings import get_settings
 from notifications.kinds import STEP_LINK, kind_of
 from notifications.links import verify_action
 from roundtable.cli import app
@@ -44,7 +45,10 @@ def demo(tmp_path_factory):
         mail = BytesParser(policy=policy.default).parse((out / entry["file"]).open("rb"))
         text = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
         mails.append((entry, mail, text))
-    yield {"out": out, "mails": mails, "db": db, "members": members}
+    # The key the links were signed with: the configured one, or the simulation's, written beside its database.
+    key_file = out / "secret_key"
+    secret = key_file.read_text().strip() if key_file.exists() else get_settings().resolved_secret_key()
+    yield {"out": out, "mails": mails, "db": db, "members": members, "secret": secret}
     db.close()
 
 
@@ -117,7 +121,7 @@ def test_one_purpose_per_link(demo):
         ((purpose, _),) = links
         assert purpose == wanted, (entry["step"], entry["kind"], purpose)
         token = LINK.search(text).group(0).rpartition("/action/")[2]
-        assert verify_action(SIM_SECRET, token, max_age=timedelta(days=36500))["purpose"] == wanted
+        assert verify_action(demo["secret"], token, max_age=timedelta(days=36500))["purpose"] == wanted
         purposes[(entry["step"], entry["kind"], purpose)] += 1
     assert purposes[("annual_review_meeting", "agenda", "documents")]
     assert purposes[("annual_review_meeting", "survey", "survey")]

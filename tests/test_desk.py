@@ -283,8 +283,8 @@ def test_cli_prints_a_login_link(world, monkeypatch, tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["web", "login-link", "Head@Example.org", "--now", "2020-01-09T10:00"])
     assert result.exit_code == 0, result.output
-    link = result.output.strip()
-    assert link.startswith(f"{BASE}/login/")
+    link = result.output.strip().splitlines()[-1]
+    assert link.startswith(f"{BASE}/login/"), result.output
     client = _client(world)
     shown = client.get(link.removeprefix(BASE))
     assert shown.status_code == 200 and "head@example.org" in shown.text

@@ -256,3 +256,17 @@ def test_a_late_approval_moves_the_submission_window(engine):
         assert ready_to(session, "submission_to_mpi", "submission") == {"mpi@example.org"}
         reminder = rows(session, kind="reminder", step_key="submission_to_mpi")[0]
         assert reminder.due_at == local(2020, 3, 26, 9, 0)
+
+
+def test_no_minutes_request_once_the_minutes_are_in_and_no_survey_for_who_declined(engine):
+    with Session(engine, expire_on_commit=False) as session:
+        members = seed_people(session)
+        cycle = start_gswg(session)
+        run(session, local(2019, 10, 30, 9, 0))  # the invitations
+        meeting = step(session, cycle, "annual_review_meeting")
+        answer(session, meeting, members["m1@example.org"], "rsvp", local(2019, 11, 1, 9, 0), body="DECLINED")
+        answer(session, meeting, members["head@example.org"], "minutes", local(2019, 11, 13, 12, 10), body="m.pdf")
+        run(session, local(2019, 11, 13, 12, 15))  # the meeting ends: survey and minutes request are due
+        assert ready_to(session, "annual_review_meeting", "minutes_due") == set()
+        surveyed = ready_to(session, "annual_review_meeting", "survey")
+        assert "m1@example.org" not in surveyed and "m2@example.org" in surveyed and len(surveyed) == 9

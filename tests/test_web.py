@@ -290,7 +290,7 @@ def test_comments_on_the_draft_table_and_english_first(world, client):
     world.now[0] = local(2020, 2, 3, 9, 0)
     url = world.link("m4@example.org", "comment_round", "respond")
     page = client.get(url)
-    assert page.text.index("Comments on the draft plan") < page.text.index("ສົ່ງອີເມວຂໍຄໍາເຫັນກ່ຽວກັບຮ່າງແຜນ")
+    assert page.text.index("Comment on the draft 2020 work plan") < page.text.index("ໃຫ້ຄໍາເຫັນຕໍ່ຮ່າງແຜນວຽກປີ 2020")
     assert '<html lang="en">' in page.text
     assert post(client, url, activity="", body="Add a budget line").status_code == 303
     assert "Add a budget line" in client.get(url).text

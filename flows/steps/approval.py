@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlmodel import select
 
 from calendars.timeline import DatedStep
-from flows.state import CycleState, DueRow, Planned
+from flows.state import CycleState, DueRow, Planned, StepBlocked
 from flows.steps.base import StepHandler
 from models.audience import Addressee
 from models.definition import ApprovalRule
@@ -54,6 +54,11 @@ class ApprovalHandler(StepHandler):
         super().advance(cs, step, now)
         if step.state != "open":
             return []
+        if not self.expected(cs, step):  # issue 14: nobody to ask; the tick blocks this step, not every cycle
+            audience = cs.step_def(step.key).audience
+            raise StepBlocked(f"nobody holds {' or '.join(audience.roles)} in "
+                              f"{', '.join(audience.groups or cs.group_codes)}: there is nobody to ask for approval "
+                              "(import a roster with a chair)")
         revision = cs.cycle.plan_revision
         secretariat = cs.secretariat(now)
         urgent = [Planned("decision_notice", f"d{d.id}", now, secretariat, revision) for d in self.decisions(cs, step)]
@@ -116,6 +121,9 @@ class ApprovalHandler(StepHandler):
                     "approved": len(approved), "expected": len(approvers),
                     "waiting_lo": [p.name for p in waiting], "waiting_en": [p.name_en or p.name for p in waiting]}
         return super().extra(cs, step, row, now)
+
+    def link_revision(self, row: DueRow) -> int:
+        return row.revision  # a decision is about one revision of the plan; a newer one voids the link
 
     def status(self, cs: CycleState, step: Step) -> dict:
         rows = cs.session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)

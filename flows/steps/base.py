@@ -46,6 +46,10 @@ class StepHandler:
 
     # ------------------------------------------------------------ answers
     def expected(self, cs: CycleState, step: Step, dated: DatedStep | None = None) -> list[Addressee]:
+        if dated is None and step.state == "open" and cs.now is not None:
+            # issue 14: an open step's audience is taken on the day it is asked about (the tick's day), so
+            # someone removed is no longer expected and a new chair is.
+            return cs.audience_of(cs.step_def(step.key), cs.now)
         dated = dated or cs.timeline[step.key]
         return cs.audience_of(cs.step_def(step.key), dated.opens_at or dated.starts_at)
 
@@ -122,12 +126,20 @@ class StepHandler:
             return bool(self.late(cs, step))
         return True
 
+    def link_revision(self, row: DueRow) -> int:
+        """The plan revision a recipient's link is bound to (0: any; an approval binds its own)."""
+        return 0
+
     def status(self, cs: CycleState, step: Step) -> dict:
         """What `status` shows of the step beyond state, times and counts: who is coming to its meeting."""
         return {"rsvp": who_is_coming(cs.session, step.id) if step.starts_at else {}}
 
     def extra(self, cs: CycleState, step: Step, row: DueRow, now: datetime) -> dict:
         """Kind-specific template data (the `extra` of the template context)."""
+        if row.kind == "update" and step.starts_at:  # the new time, in figures both languages read the same
+            # (here, not in meeting.py: the review's meeting gets updates too, and failed to render them)
+            starts, ends = step.starts_at.astimezone(cs.zone), step.ends_at.astimezone(cs.zone)
+            return {"changes": f"{starts:%Y-%m-%d %H:%M}–{ends:%H:%M} (UTC{starts:%z})"}
         if row.kind == "reminder" and step.due_at:
             return {"days_left": max(0, (step.due_at.astimezone(cs.zone).date() - now.astimezone(cs.zone).date()).days)}
         if row.kind == "digest":  # the stale reminders of this step, folded into one message

@@ -11,6 +11,7 @@ from models.tables import Response, Step
 
 # Attendance is recorded (after the meeting) as one "attendance" answer per person, body "present" or "absent".
 ATTENDANCE = "attendance"
+MINUTES = "minutes"  # the secretariat's upload of the minutes (flows/answers.record_minutes)
 
 
 class MeetingHandler(StepHandler):
@@ -47,12 +48,6 @@ class MeetingHandler(StepHandler):
     def outcome_at_close(self, cs: CycleState, step: Step) -> str:
         return "held"
 
-    def extra(self, cs: CycleState, step: Step, row: DueRow, now) -> dict:
-        if row.kind == "update":  # the new time, in figures both languages read the same
-            starts, ends = step.starts_at.astimezone(cs.zone), step.ends_at.astimezone(cs.zone)
-            return {"changes": f"{starts:%Y-%m-%d %H:%M}–{ends:%H:%M} (UTC{starts:%z})"}
-        return super().extra(cs, step, row, now)
-
     def relevant(self, cs: CycleState, step: Step, row: DueRow) -> bool:
         if row.kind == "cancel":
             return True
@@ -60,6 +55,9 @@ class MeetingHandler(StepHandler):
             return step.state in ("planned", "open")  # no invitation to a meeting that is over
         if row.kind == "survey":
             return row.member_id in self.participants(cs, step)
+        if row.kind == "minutes_due":  # no request for minutes someone has already uploaded
+            return not cs.memo(("minutes", step.id), lambda: cs.session.exec(select(Response.id).where(
+                Response.step_id == step.id, Response.kind == MINUTES)).first())
         return True
 
     def participants(self, cs: CycleState, step: Step) -> set[int]:

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from sqlmodel import Session
 
 from calendars.feeds import UnknownGroup, UnknownMember, group_feed, member_feed
@@ -23,14 +22,21 @@ def export(
     """Every meeting and deadline of a member or a group, as one iCalendar feed (same UIDs as the invitations)."""
     if (member is None) == (group is None):
         fail("give exactly one of --member EMAIL or --group CODE")
+    if out is not None and out.is_dir():
+        fail(f"--out {out} is a folder: give a file name, e.g. {out / 'calendar.ics'}")
+    if out is not None and not out.parent.is_dir():
+        fail(f"--out {out}: the folder {out.parent} does not exist")
     now = datetime.now(timezone.utc)  # the CLI is the edge: the only place that reads the clock
     with Session(database()) as session:
         try:
             ics = member_feed(session, member, now) if member is not None else group_feed(session, group, now)
         except (UnknownMember, UnknownGroup) as exc:
-            fail(escape(str(exc)))
+            fail(str(exc))
     if out is None:
         typer.echo(ics, nl=False)  # bytes go to the binary stream: CRLF and UTF-8 kept as written
         return
-    out.write_bytes(ics)
+    try:
+        out.write_bytes(ics)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     console.print(f"wrote {out} ({len(ics)} bytes)", markup=False)

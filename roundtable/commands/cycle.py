@@ -1,7 +1,7 @@
 """Running a live cycle: start it, move an anchor, tick, look at it, preview what it will send."""
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -10,25 +10,20 @@ import typer
 from sqlmodel import Session
 
 from calendars.timeline import check_definition, parse_anchor
-from flows.cycle import CycleError, drop_step, live_cycle, move_anchor, start_cycle
+from flows.cycle import CycleError, cancel_cycle, drop_step, live_cycle, move_anchor, reopen_step, start_cycle
 from flows.delivery import tick_and_deliver
 from flows.status import cycle_status, preview
 from flows.tick import EngineConfig
 from models.definition import DefinitionError, load_definition
-from roundtable.commands.common import console, database, fail, progress, settings
+from roundtable.commands.common import (checked_anchors, console, database, fail, parse_moment, progress, secret_key,
+                                        settings)
 
 app = typer.Typer(no_args_is_help=True)
 
 
 def _now(value: str | None) -> datetime:
     """--now as ISO 8601 (no offset = the configured zone); the wall clock only when not given."""
-    if not value:
-        return datetime.now(timezone.utc)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--now {value!r} is not an ISO 8601 date-time")
-    return moment.replace(tzinfo=ZoneInfo(settings().timezone)) if moment.tzinfo is None else moment
+    return parse_moment(value, "--now")
 
 
 def _definition(path: Path):
@@ -40,8 +35,11 @@ def _definition(path: Path):
         fail("\n".join(exc.problems))
 
 
-def _anchors(definition, values: list[str]) -> dict:
+def _anchors(definition, values: list[str], year: int | None = None) -> dict:
+    """KEY=DATE anchors; with `year`, one far from the planning year is refused (as `timeline` does)."""
     zone = ZoneInfo(settings().timezone)
+    if year is not None:
+        return checked_anchors(definition, year, values, zone)
     try:
         return dict(parse_anchor(definition, value, zone) for value in values)
     except ValueError as exc:
@@ -50,10 +48,10 @@ def _anchors(definition, values: list[str]) -> dict:
 
 def engine_config() -> EngineConfig:
     s = settings()
-    secret = s.resolved_secret_key()
+    secret = secret_key(s)
     if not secret:
         fail("no secret key for signed links: run `roundtable init` first (or set ROUNDTABLE_SECRET_KEY)")
-    return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret)
+    return EngineConfig(sender=s.sender, base_url=s.base_url, secret=secret, reply_address=s.reply_address)
 
 
 def tick_summary(summary: dict) -> str:
@@ -76,11 +74,12 @@ def start(definition: Path = typer.Option(..., "--definition", help="Cycle defin
           now: Optional[str] = typer.Option(None, "--now", help="Launch moment (default: now).")):
     """Launch a live cycle: its steps, calendar entries and every planned message."""
     parsed = _definition(definition)
-    anchors = _anchors(parsed, anchor)
+    anchors = _anchors(parsed, anchor, year)
+    moment = _now(now)
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         try:
-            cycle = start_cycle(session, parsed, year, anchors, _now(now), definition_path=str(definition),
+            cycle = start_cycle(session, parsed, year, anchors, moment, definition_path=str(definition),
                                 sender=settings().sender)
         except (CycleError, DefinitionError) as exc:
             fail(str(exc))
@@ -94,16 +93,19 @@ def start(definition: Path = typer.Option(..., "--definition", help="Cycle defin
 @app.command("anchor")
 def anchor_cmd(assignment: str = typer.Argument(..., metavar="KEY=DATE"),
                year: Optional[int] = typer.Option(None, "--year"),
-               now: Optional[str] = typer.Option(None, "--now")):
+               now: Optional[str] = typer.Option(None, "--now"),
+               force: bool = typer.Option(False, "--force", help="Move even if an open or finished step would "
+                                                                  "land in the past.")):
     """Move an anchor of the live cycle; pending messages move with it, meetings get updates."""
+    moment_now = _now(now)
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         cycle = _live(session, year)
         from flows.state import CycleState
 
-        key, moment = _anchors(CycleState(session, cycle).definition, [assignment]).popitem()
+        key, moment = _anchors(CycleState(session, cycle).definition, [assignment], cycle.year).popitem()
         try:
-            report = move_anchor(session, cycle, key, moment, _now(now))
+            report = move_anchor(session, cycle, key, moment, moment_now, force=force)
         except (CycleError, DefinitionError) as exc:
             fail(str(exc))
         session.commit()
@@ -111,15 +113,49 @@ def anchor_cmd(assignment: str = typer.Argument(..., metavar="KEY=DATE"),
                   f"{report['rescheduled']} pending messages rescheduled; {report['updates']} meeting updates planned.")
 
 
-@app.command("drop")
-def drop_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Optional[int] = typer.Option(None, "--year"),
-             now: Optional[str] = typer.Option(None, "--now")):
-    """Drop a step of the live cycle; a dropped meeting sends a cancellation to every invitee."""
+@app.command("reopen")
+def reopen_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Optional[int] = typer.Option(None, "--year"),
+               due: Optional[str] = typer.Option(None, "--due", help="New deadline (ISO 8601; needed when the old "
+                                                                      "one has passed)."),
+               now: Optional[str] = typer.Option(None, "--now")):
+    """Reopen a closed step (or unblock a blocked one): its unsent messages are planned again."""
+    moment_now = _now(now)
+    new_due = parse_moment(due, "--due", default_now=False) if due is not None else None
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         cycle = _live(session, year)
         try:
-            report = drop_step(session, cycle, step_key, _now(now))
+            report = reopen_step(session, cycle, step_key, moment_now, due=new_due)
+        except CycleError as exc:
+            fail(str(exc))
+        session.commit()
+    console.print(f"Reopened {step_key} (now {report['state']}, due {report['due_at']}): "
+                  f"{report['replanned']} messages planned again.")
+
+
+@app.command("cancel")
+def cancel_cmd(year: Optional[int] = typer.Option(None, "--year"), now: Optional[str] = typer.Option(None, "--now")):
+    """Cancel the live cycle: nothing more is sent but cancellations of future meetings already announced."""
+    moment_now = _now(now)
+    engine = database()
+    with Session(engine, expire_on_commit=False) as session:
+        cycle = _live(session, year)
+        report = cancel_cycle(session, cycle, moment_now)
+        session.commit()
+    console.print(f"Cancelled cycle {cycle.id}: {report['skipped']} pending messages skipped, "
+                  f"{report['cancellations']} cancellations planned.")
+
+
+@app.command("drop")
+def drop_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Optional[int] = typer.Option(None, "--year"),
+             now: Optional[str] = typer.Option(None, "--now")):
+    """Drop a step of the live cycle; a dropped meeting sends a cancellation to every invitee."""
+    moment_now = _now(now)
+    engine = database()
+    with Session(engine, expire_on_commit=False) as session:
+        cycle = _live(session, year)
+        try:
+            report = drop_step(session, cycle, step_key, moment_now)
         except CycleError as exc:
             fail(str(exc))
         session.commit()
@@ -171,7 +207,7 @@ def register(root: typer.Typer) -> None:
         """The current cycle: each step with state, times, expected and answered counts, decisions."""
         engine = database()
         with Session(engine) as session:
-            status = cycle_status(session, _live_or_latest(session, year))
+            status = cycle_status(session, _live_or_latest(session, year), parse_moment(None))
         if as_json:
             print(json.dumps(status, ensure_ascii=False, indent=2))
             return
@@ -180,10 +216,15 @@ def register(root: typer.Typer) -> None:
         for s in status["steps"]:
             console.print(f"  {s['key']:<24} {s['state']:<8} {s['outcome']:<10} due {s['due_at']}  "
                           f"answered {s['answered']}/{s['expected']}")
+            if s.get("blocked"):
+                console.print(f"      BLOCKED since {s['blocked']['since']}: {s['blocked']['reason']}")
             for d in s["decisions"]:
                 console.print(f"      {d['member']}: {d['decision']} (revision {d['revision']}) {d['reason']}")
             if any(s["rsvp"].values()):
                 console.print("      coming: " + ", ".join(f"{k.lower()} {len(v)}" for k, v in s["rsvp"].items()))
+        for a in status["addresses"]:  # what mail came back about (mail fetch / mail ingest)
+            what = f"{a['bounce']} {a['status']} {a['detail']}".strip() if a["bounce"] else f"away: {a['away_subject']}"
+            console.print(f"  address {a['email']}: {what}", markup=False)
 
     @root.command("preview")
     def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from models.db import session_scope
 from models.groups import InputFileError, load_groups
@@ -22,7 +21,7 @@ def load(file: Path = typer.Argument(..., help="A groups YAML file, e.g. example
     except InputFileError as exc:
         for line in exc.problems:
             err_console.print(line, markup=False)
-        fail(f"{len(exc.problems)} problem(s) in {escape(str(file))}; nothing written")
+        fail(f"{len(exc.problems)} problem(s) in {file}; nothing written")
     for label, codes in (("created", summary.created), ("updated", summary.updated), ("unchanged", summary.unchanged)):
         if codes:
             console.print(f"{label}: {', '.join(codes)}", markup=False)

@@ -5,7 +5,6 @@ import secrets
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from sqlalchemy.engine import make_url
 
 from models.db import normalise_url
@@ -37,11 +36,11 @@ def init() -> None:
     else:
         path = config.secret_file.expanduser()
         if path.is_dir():
-            fail(f"secret file {escape(str(path))} is a directory")
+            fail(f"secret file {path} is a directory")
         try:
             created = ensure_secret_file(path)
         except OSError as exc:
-            fail(f"cannot write the secret key to {escape(str(path))}: {escape(exc.strerror or str(exc))}")
+            fail(f"cannot write the secret key to {path}: {exc.strerror or exc}")
         console.print(f"secret key: {'created' if created else 'kept the existing key in'} {path}", markup=False)
     database(config.database_url)
     shown = make_url(normalise_url(config.database_url)).render_as_string(hide_password=True)

@@ -6,12 +6,12 @@ from typing import Optional
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.markup import escape
 from sqlmodel import Session
 
 from models.db import session_scope
-from models.roster import RosterInvalid, RosterReport, check_roster, import_roster
-from roundtable.commands.common import console, database, err_console, fail, settings
+from models.roster import (RosterChanges, RosterInvalid, RosterRefused, RosterReport, check_roster, import_roster,
+                           roster_changes)
+from roundtable.commands.common import console, database, err_console, fail, parse_day, settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -21,7 +21,7 @@ FILE_HELP = "A roster: CSV (UTF-8) or XLSX with columns name, email, organisatio
 def _refuse(report: RosterReport) -> None:
     for line in report.lines():
         err_console.print(line, markup=False)  # file content may hold [brackets]
-    fail(f"{len(report.problems)} problem(s) in {escape(str(report.path))}; nothing written")
+    fail(f"{len(report.problems)} problem(s) in {report.path}; nothing written")
 
 
 @app.command("check")
@@ -36,27 +36,58 @@ def check(file: Path = typer.Argument(..., help=FILE_HELP)) -> None:
     console.print(f"OK {file}: {len(report.entries)} members, {memberships} memberships ({by_group})", markup=False)
 
 
+def _day(today: Optional[str]) -> date:
+    if today is None:
+        return datetime.now(ZoneInfo(settings().timezone)).date()
+    return parse_day(today, "--today")
+
+
+def _print_changes(changes: RosterChanges) -> None:
+    for line in changes.lines():
+        console.print(f"  {line}")
+
+
+TODAY_HELP = "The day memberships start or end (YYYY-MM-DD); default: today in ROUNDTABLE_TIMEZONE."
+
+
+@app.command("diff")
+def diff(file: Path = typer.Argument(..., help=FILE_HELP), today: Optional[str] = typer.Option(None, help=TODAY_HELP)):
+    """What importing FILE would change: memberships started (+), reopened (~) and ended (-). Writes nothing."""
+    day = _day(today)
+    with Session(database()) as session:
+        report = check_roster(session, file)
+        if not report.ok:
+            _refuse(report)
+        changes = roster_changes(session, report, day)
+    console.print(f"{file} as of {day.isoformat()}: {len(changes.started)} to start, {len(changes.reopened)} to "
+                  f"reopen, {len(changes.ended)} to end")
+    _print_changes(changes)
+    for reason in changes.refusals:
+        console.print(f"  needs --replace: {reason}")
+
+
 @app.command("import")
 def import_(
     file: Path = typer.Argument(..., help=FILE_HELP),
-    today: Optional[str] = typer.Option(
-        None, help="The day memberships start or end (YYYY-MM-DD); default: today in ROUNDTABLE_TIMEZONE."
-    ),
+    today: Optional[str] = typer.Option(None, help=TODAY_HELP),
+    replace: bool = typer.Option(False, "--replace", help="Allow ending many memberships, or a group's last chair "
+                                                          "or secretariat."),
 ) -> None:
     """Import FILE: all of it or, when any row is bad, nothing. Members are matched by email."""
-    try:
-        day = date.fromisoformat(today) if today else datetime.now(ZoneInfo(settings().timezone)).date()
-    except ValueError:
-        fail(f"--today: {escape(repr(today))} is not a date (YYYY-MM-DD)")
+    day = _day(today)
     try:
         with session_scope(database()) as session:
-            summary = import_roster(session, file, day)
+            summary = import_roster(session, file, day, replace=replace)
     except RosterInvalid as exc:
         _refuse(exc.report)
+    except RosterRefused as exc:
+        _print_changes(exc.changes)
+        fail(f"not imported: {'; '.join(exc.changes.refusals)}. Check with `roundtable roster diff {file}`; "
+             "if this is meant, import again with --replace")
     console.print(
         f"imported {file} as of {day.isoformat()}: members {summary.members_created} created, "
         f"{summary.members_updated} updated, {summary.members_unchanged} unchanged; memberships "
         f"{summary.memberships_started} started, {summary.memberships_reopened} reopened, "
         f"{summary.memberships_ended} ended",
-        markup=False,
     )
+    _print_changes(summary.changes)

@@ -1,37 +1,20 @@
-"""`roundtable rsvp ingest PATH…`: record meeting replies from .eml files, folders or Maildirs."""
+"""`roundtable rsvp ingest PATH…`: an alias of `roundtable mail ingest` (meeting replies are mail too)."""
 
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from calendars.rsvp import ingest_replies, read_replies
-from models.db import session_scope
-from roundtable.commands.common import console, database, fail
+from roundtable.commands.mail import ingest_command
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("ingest")
 def ingest(
-    paths: list[Path] = typer.Argument(..., help="REPLY mails: .eml/.ics files, folders of them, or Maildirs."),
+    paths: list[Path] = typer.Argument(..., help="Mails: .eml/.ics files, folders of them, or Maildirs."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (as `mail ingest --json`)."),
+    now: Optional[str] = typer.Option(None, "--now", help="ISO 8601 moment of reading (default: now)."),
 ) -> None:
-    """Record each accept / tentative / decline; list what was unchanged or ignored, and why.
-    Ignored replies do not fail the run (exit 0); a missing PATH does (exit 2, nothing written)."""
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        fail(f"no such file or folder: {escape(', '.join(missing))}; nothing written")
-    replies = read_replies(paths)
-    now = datetime.now(timezone.utc)  # the CLI is the edge: the only place that reads the clock
-    with session_scope(database()) as session:
-        report = ingest_replies(session, replies, now)
-    for reply in report.recorded:
-        console.print(f"recorded: {reply.attendee_email} {reply.partstat} {reply.uid} ({reply.source})", markup=False)
-    for reply in report.unchanged:
-        console.print(f"unchanged: {reply.attendee_email} {reply.partstat} {reply.uid} ({reply.source})",
-                      markup=False)
-    for reply, reason in report.ignored:
-        console.print(f"ignored: {reply.source}: {reason}", markup=False)
-    console.print(f"{len(report.recorded)} recorded, {len(report.unchanged)} unchanged, "
-                  f"{len(report.ignored)} ignored", markup=False)
+    """The same as `roundtable mail ingest`: every kind of mail is told apart and recorded once."""
+    ingest_command(paths, as_json, now)

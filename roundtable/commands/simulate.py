@@ -15,7 +15,7 @@ from models.db import make_engine
 from models.groups import InputFileError
 from models.roster import RosterInvalid
 from models.tables import Cycle
-from roundtable.commands.common import console, fail, local_moment, progress, settings
+from roundtable.commands.common import console, fail, parse_moment, progress, settings
 from roundtable.commands.cycle import _anchors, _definition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +30,11 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
         if not path.is_file():
             fail(f"{label} {path}: file not found")
     parsed = _definition(definition)
-    anchors = _anchors(parsed, anchor)
+    anchors = _anchors(parsed, anchor, year)
     zone = ZoneInfo(settings().timezone)
-    stop = local_moment(until, "--until") if until else None
+    stop = None
+    if until is not None:
+        stop = parse_moment(until, "--until", default_now=False)
     timeline = compute_timeline(parsed, year, anchors, timezone=zone.key)
     console.print(f"Timeline of {parsed.title_en} — plan {year}")
     for step in timeline:

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import inspect
@@ -21,11 +20,11 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
-from calendars.timeline import PLANNING_YEARS, DatedStep, compute_timeline, default_anchors, parse_anchor
+from calendars.timeline import PLANNING_YEARS, DatedStep, compute_timeline, default_anchors
 from models.db import engine_for, normalise_url
 from models.definition import CycleDefinition, DefinitionError, load_definition
 from models.tables import WorkingGroup
-from roundtable.commands.common import console, err_console, fail, settings
+from roundtable.commands.common import checked_anchors, console, err_console, fail, settings
 
 def register(root: typer.Typer) -> None:
     """Adds this module's top-level commands to the root app."""
@@ -54,7 +53,7 @@ def timeline(
     except DefinitionError as exc:
         _fail_with(exc.problems, f"the dates of {definition} contradict each other for planning year {year}")
     except ValueError as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps([step.as_json() for step in steps], ensure_ascii=False, indent=2))
         return
@@ -86,24 +85,13 @@ def group_calendar(code: str) -> tuple[str, list[date]]:
 
 
 def _anchors(cycle: CycleDefinition, year: int, texts: list[str], zone: ZoneInfo, closed_days) -> dict[str, datetime]:
-    defaults = default_anchors(cycle, year, zone, closed_days)
-    anchors = {}
-    for text in texts:
-        try:
-            key, moment = parse_anchor(cycle, text, zone)
-        except ValueError as exc:
-            fail(escape(str(exc)))
-        if abs(moment - defaults[key]) > timedelta(days=400):  # a typo in the year, most likely
-            fail(escape(f"--anchor {text!r} is far from planning year {year} "
-                        f"(its default is {defaults[key]:%Y-%m-%d})"))
-        anchors[key] = moment
-    return anchors
+    return checked_anchors(cycle, year, texts, zone, closed_days)  # a typo in the year is refused
 
 
 def _fail_with(problems: list[str], summary: str) -> None:
     for line in problems:
         err_console.print(line, markup=False)
-    fail(escape(summary))
+    fail(summary)
 
 
 def _print_table(cycle: CycleDefinition, year: int, zone_name: str, given: dict[str, datetime],

@@ -1,14 +1,13 @@
 """`roundtable web`: the pages behind every link in the mail and the secretariat's desk (roundtable.web.app);
 `roundtable web login-link EMAIL`: a one-time sign-in link to the desk, for the first sign-in."""
 
-from datetime import datetime, timezone
 from typing import Optional
 from zoneinfo import ZoneInfo
 
 import typer
 from sqlmodel import Session
 
-from roundtable.commands.common import console, database, fail, local_moment, settings
+from roundtable.commands.common import console, database, fail, parse_moment, settings
 
 
 def register(root: typer.Typer) -> None:
@@ -30,8 +29,8 @@ def register(root: typer.Typer) -> None:
         from roundtable.web.app import create_app
 
         clock = None
-        if now:
-            moment = local_moment(now, "--now")
+        if now is not None:
+            moment = parse_moment(now, "--now")
             clock = lambda: moment  # noqa: E731
         engine = database()
         try:
@@ -50,7 +49,7 @@ def register(root: typer.Typer) -> None:
         from roundtable.web.app import secret_for
         from roundtable.web.desk import desk_roles, member_by_email, sign_in_link
 
-        moment = local_moment(now, "--now") if now else datetime.now(timezone.utc)
+        moment = parse_moment(now, "--now")
         secret = secret_for(settings().database_url, settings().resolved_secret_key())
         if not secret:
             fail("no secret key: run `roundtable init` or set ROUNDTABLE_SECRET_KEY")

@@ -112,6 +112,7 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
 
     async def call(fn, *args):
         return fn(*args) if inline else await run_in_threadpool(fn, *args)
+
     app = FastAPI(title="Roundtable", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(Guard)
     redact_access_log()

@@ -87,12 +87,18 @@ def _context(session: Session, action, csrf: str, query: dict, refused: AnswerRe
     done = DONE.get(query.get("done", ""))
     return {
         "bi": action.bi, "action": action, "member": action.member, "group": action.group,
-        "zone": action.zone, "step": action.step, "title": (definition.title_lo, definition.title_en),
+        "zone": action.zone, "step": action.step, "title": _asked(definition, action.cycle.year),
         "definition": definition, "csrf": csrf, "url": action.url, "done": done,
         "refused": (REFUSALS.get(refused.code, REFUSALS["invalid"]), refused.message) if refused else None,
         "late": bool(action.step.due_at and action.now > action.step.due_at),
         "open": action.step.state == "open", "editable": answers.open_for(action.step, action.now),
     }
+
+
+def _asked(definition, year: int) -> tuple[str, str]:
+    """What the page asks its reader, in their words (the definition's ask), else the step's title."""
+    return tuple((ask or title).replace("{year}", str(year)) for ask, title in
+                 ((definition.ask_lo, definition.title_lo), (definition.ask_en, definition.title_en)))
 
 
 def _render(name: str, ctx: dict, refused: AnswerRefused | None) -> object:

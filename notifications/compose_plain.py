@@ -1,17 +1,19 @@
-"""The reference oracle for notifications/compose.py: build_message as it was before it serialised by hand.
+"""The plain composer, and the spec of notifications/compose.py: build_message as it was before it
+serialised by hand.
 
-This is the spec. It assembles the message with email.message.EmailMessage and lets the email
-package's generator write it; notifications.compose.build_message must produce the same bytes,
-given the same MIME boundaries (tests/test_compose_equivalence.py checks it). Kept verbatim: do not
-"improve" it, or the comparison stops meaning anything.
+It assembles the message with email.message.EmailMessage and lets the email package's generator
+write it with the stock email.policy.SMTP; notifications.compose.build_message must produce the same
+bytes, given the same MIME boundaries (tests/test_compose_equivalence.py checks it). Kept as it
+was: do not "improve" it, or the comparison stops meaning anything. Not used on the engine's path.
 """
 
 from datetime import datetime
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Sequence
 
-from notifications.compose import SMTP, CalendarPart, ics_method, subject_value
+from notifications.compose import CalendarPart, check_message, subject_value
 from notifications.render import Rendered
 
 
@@ -20,12 +22,7 @@ def build_message(rendered: Rendered, *, sender: str, to: list[str], cc: Sequenc
                   calendar: CalendarPart | None = None,
                   attachments: Sequence[tuple[str, str, bytes]] = (), date: datetime) -> bytes:
     """Serialise one message with CRLF line ends; raises ValueError on an inconsistent calendar part."""
-    if not to:
-        raise ValueError("a message needs at least one To address")
-    if calendar is not None:
-        inside = ics_method(calendar.ics)
-        if inside != calendar.method.upper():
-            raise ValueError(f"calendar part says method={calendar.method!r} but the ics has METHOD:{inside}")
+    check_message(to, calendar)
 
     msg = EmailMessage(policy=SMTP)
     msg["From"] = sender

@@ -14,7 +14,7 @@ import pytest
 from icalendar import Calendar
 from icalendar.parser import Contentline
 
-from calendars import ics
+from calendars import ics, ics_per_recipient
 from calendars.ics import Attendee, Deadline, Meeting, deadline_calendar, meeting_invite, uid_for
 from tests import test_ics
 
@@ -98,9 +98,9 @@ def assert_same_deadline(deadline: Deadline, method: str = "PUBLISH", stamp: dat
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    ics._templates.clear()
+    ics_per_recipient._templates.clear()
     yield
-    ics._templates.clear()
+    ics_per_recipient._templates.clear()
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -114,7 +114,7 @@ def test_invites_are_byte_identical_to_building_the_whole_calendar(seed):
         meeting = replace(rng.choice(meetings), url=random_url(rng))
         method = rng.choice(("REQUEST", "CANCEL", "request"))
         assert_same_invite(meeting, random_attendee(rng), method, rng.choice(STAMPS))
-    assert 0 < len(ics._templates) < 120  # the calls above did share templates
+    assert 0 < len(ics_per_recipient._templates) < 120  # the calls above did share templates
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -163,7 +163,7 @@ def test_without_a_stamp_or_with_several_attendees_the_calendar_is_built_whole()
     ).to_ical()
     (event,) = Calendar.from_ical(meeting_invite(MEETING, attendees[:1])).walk("VEVENT")  # DTSTAMP is now
     assert abs(event.DTSTAMP - datetime.now(timezone.utc)) < timedelta(minutes=1)
-    assert ics._templates == {}
+    assert len(ics_per_recipient._templates) == 0
 
 
 def test_datetimes_that_differ_only_in_fold_do_not_share_a_template():
@@ -183,11 +183,11 @@ def test_unhashable_fields_and_a_full_cache_still_give_the_same_bytes(monkeypatc
     attendee = Attendee("A", "a@x.example")
     listed = replace(MEETING, alarms=[timedelta(days=1)], url="https://rt.example/m/1")  # a list: not hashable
     assert_same_invite(listed, attendee)
-    monkeypatch.setattr(ics, "_TEMPLATES_KEPT", 5)
+    monkeypatch.setattr(ics_per_recipient._templates, "size", 5)
     for sequence in range(12):
         meeting = replace(MEETING, sequence=sequence, url=f"https://rt.example/m/{sequence}")
         assert_same_invite(meeting, attendee)
-        assert len(ics._templates) <= 5
+        assert len(ics_per_recipient._templates) <= 5
 
 
 def test_invalid_input_is_refused_as_before_even_for_a_known_shape():
@@ -206,4 +206,4 @@ def test_lines_are_folded_as_icalendar_folds_them(alphabet):
     rng = random.Random(alphabet)
     for length in range(600):
         line = "DESCRIPTION:" + "".join(rng.choices(alphabet, k=length))
-        assert ics._fold(line) == Contentline(line).to_ical()
+        assert ics_per_recipient._fold(line) == Contentline(line).to_ical()

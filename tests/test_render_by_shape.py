@@ -11,14 +11,15 @@ import pytest
 from jinja2 import ChoiceLoader, DictLoader, UndefinedError
 from markupsafe import Markup, escape
 
-from notifications import render
-from notifications.kinds import KINDS
+from notifications import render, render_by_shape
+from notifications.kinds import KINDS as REGISTRY
 from notifications.render import render_message
-
-KINDS = tuple(KINDS)
 from notifications.samples import sample_context
 
-LOOKALIKES = [*render._STAND_INS, *render._CHECK_STAND_INS, *(str(escape(s)) for s in render._STAND_INS),
+KINDS = tuple(REGISTRY)
+
+LOOKALIKES = [*render_by_shape._STAND_INS, *render_by_shape._CHECK_STAND_INS,
+              *(str(escape(s)) for s in render_by_shape._STAND_INS),
               "\ue000", "\ue001 \ue001", "\ue010x", "{0}", "{name}", "\\1", "%s"]
 NAMES = ["Khamphone Sisavath", "ສົມໃຈ ພົມມະຈັນ", "Anna Berg", "ນາງ ວິໄລ ອິນທະວົງ (Vilay)", "O'Neil & Sons",
          'Bob "the builder" <b>', "<script>alert(1)</script>", "a & b &amp; c", "  spaced   out\n", "x",
@@ -47,8 +48,9 @@ def random_recipient_context(kind: str, rng: random.Random) -> dict:
 
 def shape_of(kind: str, context: dict):
     """The cached shape this context used (None: rendered fully), so a test can tell the cache was at work."""
-    key = (render._templates(kind), render._frozen(render._with_stand_ins(context, render._STAND_INS)))
-    return render._shapes[key]
+    shape_context = render_by_shape._with_stand_ins(context, render_by_shape._STAND_INS)
+    key = (render._templates(kind), render_by_shape._frozen(shape_context))
+    return render_by_shape._shapes[key]
 
 
 def templates_with(monkeypatch, old: str, new: str, base: str = "_base.html.j2"):
@@ -69,9 +71,9 @@ GREETING = "{{ recipient.name }}{% if recipient.show_role_lo %} ("  # the Lao gr
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    render._shapes.clear()
+    render_by_shape._shapes.clear()
     yield
-    render._shapes.clear()
+    render_by_shape._shapes.clear()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -79,7 +81,7 @@ def test_every_recipient_gets_exactly_the_full_render(kind):
     rng = random.Random(f"recipients-{kind}")
     for _ in range(60):
         context = random_recipient_context(kind, rng)
-        assert render_message(kind, context) == render._render_fully(kind, context), context["recipient"]
+        assert render_message(kind, context) == render.render_plain(kind, context), context["recipient"]
         assert shape_of(kind, context) is not None, f"{kind} was rendered fully"
 
 
@@ -87,7 +89,7 @@ def test_every_recipient_gets_exactly_the_full_render(kind):
 def test_the_sample_and_its_golden_text_come_from_a_shape(kind):
     context = sample_context(kind)
     first, again = render_message(kind, context), render_message(kind, sample_context(kind))
-    assert first == again == render._render_fully(kind, context)
+    assert first == again == render.render_plain(kind, context)
     assert shape_of(kind, context) is not None
 
 
@@ -97,19 +99,19 @@ def test_interleaved_kinds_and_recipients_never_mix():
     rng.shuffle(messages)
     for kind, context in messages:
         rendered = render_message(kind, context)
-        assert rendered == render._render_fully(kind, context)
+        assert rendered == render.render_plain(kind, context)
         if context["recipient"]["name"] not in LOOKALIKES:
             assert context["recipient"]["name"].strip().split()[0] in rendered.text
 
 
 def test_a_full_cache_is_cleared_and_stays_right(monkeypatch):
-    monkeypatch.setattr(render, "_SHAPE_LIMIT", 3)
+    monkeypatch.setattr(render_by_shape._shapes, "size", 3)
     rng = random.Random("small cache")
     for _ in range(80):
         kind = rng.choice(KINDS)
         context = random_recipient_context(kind, rng)
-        assert render_message(kind, context) == render._render_fully(kind, context)
-        assert len(render._shapes) <= 3
+        assert render_message(kind, context) == render.render_plain(kind, context)
+        assert len(render_by_shape._shapes) <= 3
 
 
 def changed(context: dict, path: str, value) -> dict:
@@ -148,7 +150,7 @@ def test_a_changed_field_outside_the_personal_three_changes_the_message(kind, pa
     before = render_message(kind, context)
     after = render_message(kind, changed(context, path, value))
     assert after != before
-    assert after == render._render_fully(kind, changed(context, path, value))
+    assert after == render.render_plain(kind, changed(context, path, value))
 
 
 @pytest.mark.parametrize("days_left", [1, True, 1.0, Decimal("1.0"), -0.0, 0.0])
@@ -157,7 +159,7 @@ def test_values_python_calls_equal_but_that_print_differently_are_different_shap
     for warm_up in (1, True, 1.0, 0.0, -0.0):
         render_message("reminder", changed(sample_context("reminder"), "extra.days_left", warm_up))
     context = changed(sample_context("reminder"), "extra.days_left", days_left)
-    assert render_message("reminder", context) == render._render_fully("reminder", context)
+    assert render_message("reminder", context) == render.render_plain("reminder", context)
 
 
 def test_the_same_instant_in_zones_of_other_names_is_another_shape(monkeypatch):
@@ -165,7 +167,7 @@ def test_the_same_instant_in_zones_of_other_names_is_another_shape(monkeypatch):
     due = sample_context("call")["step"]["due_at"]
     for zone in (timezone(due.utcoffset(), "ICT"), timezone(due.utcoffset(), "Indochina Time"), timezone.utc):
         context = changed(sample_context("call"), "step.due_at", due.astimezone(zone))
-        assert render_message("call", context) == render._render_fully("call", context)
+        assert render_message("call", context) == render.render_plain("call", context)
         assert shape_of("call", context) is not None
 
 
@@ -181,19 +183,19 @@ def test_dict_order_is_part_of_the_shape():
 @pytest.mark.parametrize("odd", [{"a", "b"}, Markup("<b>x</b>"), object(), Decimal("2.50")])
 def test_values_it_cannot_freeze_are_rendered_fully(odd):
     context = changed(sample_context("decision_notice"), "extra.reason", odd)
-    assert render_message("decision_notice", context) == render._render_fully("decision_notice", context)
+    assert render_message("decision_notice", context) == render.render_plain("decision_notice", context)
 
 
 @pytest.mark.parametrize("empty", ["", None])
 def test_an_empty_name_or_link_stays_as_it_is(empty):
     context = changed(changed(sample_context("call"), "recipient.name", empty), "link", empty)
-    assert render_message("call", context) == render._render_fully("call", context)
+    assert render_message("call", context) == render.render_plain("call", context)
     assert "respond.TOKEN" not in render_message("call", context).text
 
 
 def test_a_field_holding_a_stand_ins_text_is_rendered_fully():
-    context = changed(sample_context("call"), "step.ask_en", "About " + render._STAND_INS[0])
-    assert render_message("call", context) == render._render_fully("call", context)
+    context = changed(sample_context("call"), "step.ask_en", "About " + render_by_shape._STAND_INS[0])
+    assert render_message("call", context) == render.render_plain("call", context)
     assert shape_of("call", context) is None
 
 
@@ -229,13 +231,13 @@ def test_a_template_transforming_a_personal_value_is_rendered_fully(monkeypatch,
     for kind in ("call", "reminder", "invite", "cancel"):
         for name in ("Anna Berg", " anna ", "ສົມໃຈ & <Co>", "A" * 300, *rng.sample(NAMES, 4)):
             context = changed(sample_context(kind), "recipient.name", name)
-            assert render_message(kind, context) == render._render_fully(kind, context), (kind, name)
+            assert render_message(kind, context) == render.render_plain(kind, context), (kind, name)
         assert shape_of(kind, context) is None
 
 
 def test_a_changed_template_that_only_prints_the_name_is_still_served_from_shapes(monkeypatch):
     templates_with(monkeypatch, GREETING, "Dear {{ recipient.name }}, {{ recipient.name }} (")
     context = changed(sample_context("call"), "recipient.name", "O'Neil & <Sons>")
-    assert render_message("call", context) == render._render_fully("call", context)
+    assert render_message("call", context) == render.render_plain("call", context)
     assert "Dear O&#39;Neil &amp; &lt;Sons&gt;, O&#39;Neil" in render_message("call", context).html
     assert shape_of("call", context) is not None
