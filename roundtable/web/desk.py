@@ -134,6 +134,10 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
             return None
         return cycle, bool(mine & set(ACTING_ROLES))
 
+    def no_document() -> HTMLResponse:
+        return page("desk_refused.html.j2", {"bi": Bi(), "problem": ("ບໍ່ມີເອກະສານນີ້.", "No such document.")},
+                    status=404)
+
     def forbidden(bi: Bi) -> HTMLResponse:
         return page("desk_refused.html.j2", {"bi": bi, "problem": ("ທ່ານບໍ່ມີສິດເຂົ້າເຖິງໜ້ານີ້.",
                                                                   "You may not see this desk.")}, status=403)
@@ -198,13 +202,16 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
                  "used": ("ລິ້ງນີ້ຖືກໃຊ້ແລ້ວ. ກະລຸນາຂໍລິ້ງໃໝ່.", "This link has been used. Please ask for a new one."),
                  "invalid": ("ລິ້ງນີ້ບໍ່ຖືກຕ້ອງ.", "This link is not valid.")}
 
+    def link_refused(problem: str) -> HTMLResponse:
+        return page("desk_refused.html.j2", {"bi": Bi(), "problem": LINK_TEXT[problem], "login": True},
+                    status=410 if problem != "invalid" else 403)
+
     @app.get("/login/{token}")
     def login_confirm(token: str) -> HTMLResponse:
         with Session(engine) as session:
             checked = _check_link(session, token)
             if isinstance(checked, str):
-                return page("desk_refused.html.j2", {"bi": Bi(), "problem": LINK_TEXT[checked], "login": True},
-                            status=410 if checked != "invalid" else 403)
+                return link_refused(checked)
             _row, member = checked
             return page("desk_confirm.html.j2", {"bi": bi_for(member), "person": member, "csrf": csrf.issue(token),
                                                  "url": f"/login/{quote(token)}"})
@@ -218,8 +225,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         with Session(engine) as session:
             checked = _check_link(session, token)
             if isinstance(checked, str):
-                return page("desk_refused.html.j2", {"bi": Bi(), "problem": LINK_TEXT[checked], "login": True},
-                            status=410 if checked != "invalid" else 403)
+                return link_refused(checked)
             row, member = checked
             row.used_at = clock()
             session.add(row)
@@ -264,13 +270,15 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         cycle, acts = allowed
         return member, cycle, acts, CycleState(session, cycle)
 
-    @app.get("/desk/{cycle_id}")
-    def dashboard(cycle_id: int, request: Request, kind: str = "", to: str = "", done: str = "") -> Response:
+    def view(request: Request, cycle_id: int, show: Callable) -> Response:
+        """A GET of the desk for one cycle: `show(session, member, cycle, acts, cycle state)` once allowed."""
         with Session(engine) as session:
             got = with_cycle(request, session, cycle_id)
-            if isinstance(got, Response):
-                return got
-            member, cycle, acts, cs = got
+            return got if isinstance(got, Response) else show(session, *got)
+
+    @app.get("/desk/{cycle_id}")
+    def dashboard(cycle_id: int, request: Request, kind: str = "", to: str = "", done: str = "") -> Response:
+        def show(session: Session, member, cycle, acts, cs) -> Response:
             now = clock()
             feeds_for = [(code, f"{webcal}/feeds/{feed_token(secret, group=code)}.ics") for code in cs.group_codes]
             return page("desk_cycle.html.j2", {
@@ -280,17 +288,15 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
                 "audit": desk.audit_trail(session, cycle, now, kind, limit=100), "audit_kinds": desk.AUDIT_KINDS,
                 "feeds": feeds_for, "my_feed": f"{webcal}/feeds/{feed_token(secret, member_id=member.id)}.ics",
                 "csrf": csrf.issue(request.cookies[COOKIE]), "done": DONE.get(done)})
+        return view(request, cycle_id, show)
 
     @app.get("/desk/{cycle_id}/audit.csv")
     def audit_csv(cycle_id: int, request: Request, kind: str = "") -> Response:
-        with Session(engine) as session:
-            got = with_cycle(request, session, cycle_id)
-            if isinstance(got, Response):
-                return got
-            _member, cycle, _acts, cs = got
+        def show(session: Session, _member, cycle, _acts, cs) -> Response:
             text = desk.audit_csv(desk.audit_trail(session, cycle, clock(), kind), cs.zone)
             return _attachment(text.encode("utf-8-sig"), "text/csv; charset=utf-8",
                                f"{cs.group.code}-{cycle.year}-audit.csv")
+        return view(request, cycle_id, show)
 
     def review_context(session: Session, member: Member, cycle: Cycle, acts: bool, cs: CycleState) -> dict:
         activities = plan.activities(session, cycle.id)
@@ -325,14 +331,11 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
 
     @app.get("/desk/{cycle_id}/plan")
     def review_page(cycle_id: int, request: Request, done: str = "") -> Response:
-        with Session(engine) as session:
-            got = with_cycle(request, session, cycle_id)
-            if isinstance(got, Response):
-                return got
-            member, cycle, acts, cs = got
+        def show(session: Session, member, cycle, acts, cs) -> Response:
             context = review_context(session, member, cycle, acts, cs)
             context.update(csrf=csrf.issue(request.cookies[COOKIE]), done=DONE.get(done))
             return page("desk_plan.html.j2", context)
+        return view(request, cycle_id, show)
 
     async def act(request: Request, cycle_id: int, change: Callable, back: str = "plan", done: str = "saved",
                   anchor: str = ""):
@@ -467,29 +470,22 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
 
     @app.get("/desk/{cycle_id}/export.{fmt}")
     def export(cycle_id: int, fmt: str, request: Request, kind: str = "work_plan") -> Response:
-        with Session(engine) as session:
-            got = with_cycle(request, session, cycle_id)
-            if isinstance(got, Response):
-                return got
-            _member, cycle, _acts, cs = got
+        def show(session: Session, _member, cycle, _acts, cs) -> Response:
             if fmt not in FORMATS or kind not in plan.PLAN_DOCUMENTS:
-                return page("desk_refused.html.j2", {"bi": Bi(), "problem": ("ບໍ່ມີເອກະສານນີ້.", "No such document.")},
-                            status=404)
+                return no_document()
             now = clock()
             content = render(plan_model(cs, kind, cycle.plan_revision, now), fmt, now)
             return _attachment(content, FORMATS[fmt], filename_for(cs, kind, cycle.plan_revision, fmt))
+        return view(request, cycle_id, show)
 
     @app.get("/desk/{cycle_id}/documents/{document_id}")
     def stored(cycle_id: int, document_id: int, request: Request) -> Response:
-        with Session(engine) as session:
-            got = with_cycle(request, session, cycle_id)
-            if isinstance(got, Response):
-                return got
+        def show(session: Session, _member, _cycle, _acts, _cs) -> Response:
             document = session.get(Document, document_id)
             if document is None or document.cycle_id != cycle_id or document.content is None:
-                return page("desk_refused.html.j2", {"bi": Bi(), "problem": ("ບໍ່ມີເອກະສານນີ້.", "No such document.")},
-                            status=404)
+                return no_document()
             return _attachment(document.content, document.media_type, document.filename)
+        return view(request, cycle_id, show)
 
     # ------------------------------------------------------------------ calendar feeds
     @app.get("/feeds/{token}.ics")
