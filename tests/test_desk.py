@@ -320,3 +320,21 @@ def test_a_rejection_reopens_editing_with_the_reason_and_the_revision_goes_out(w
         assert session.exec(select(PlanActivity)).one().revision == 2
         revision = session.exec(select(AnswerAudit).where(AnswerAudit.kind == "revision")).one()
         assert revision.channel == "web" and revision.detail == {"revision": 2}
+
+
+def test_the_comment_page_shows_the_draft_docx_not_the_xlsx_beside_it(world):
+    client = _client(world)
+    with Session(world.engine) as session:
+        staff = world.people["staff@example.org"].id
+        from flows import plan
+
+        plan.add_activity(session, member_id=staff, cycle_id=world.cycle_id, now=REVIEW, channel="cli",
+                          values=plan.ActivityFields(title_lo="ກອງປະຊຸມວິຊາການ", title_en="Thematic workshop",
+                                                     start_month=5))
+        files = documents_for(CycleState(session, session.get(Cycle, world.cycle_id)), "draft_plan", 1, REVIEW)
+        assert [name.rsplit(".", 1)[1] for name, _, _ in files] == ["docx", "xlsx"]
+        session.commit()
+    world.open_step("comment_round")
+    page = client.get(world.link("m1@example.org", "comment_round", "respond"))
+    assert page.status_code == 200 and "Thematic workshop" in page.text
+    assert 'value="ກອງປະຊຸມວິຊາການ"' in page.text  # a comment can name the activity
