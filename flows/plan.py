@@ -132,6 +132,36 @@ def suggestions(session: Session, cycle_id: int) -> list[SuggestionRow]:
     return [SuggestionRow(r, m, decided.get(r.id)) for r, m in rows]
 
 
+def authors(session: Session, cycle_id: int) -> set[int]:
+    """Who filed suggestions in the cycle."""
+    return set(session.exec(select(Response.member_id).join(Step, Step.id == Response.step_id)
+                            .where(Step.cycle_id == cycle_id, Response.kind == "suggestion")).all())
+
+
+def outcomes_for(session: Session, cycle_id: int, member_id: int) -> list[dict]:
+    """What the review made of one author's suggestions (the review_outcome message's list)."""
+    from flows.documents import month_name  # flows.documents reads this module for the documents
+
+    out = []
+    for row in suggestions(session, cycle_id):
+        if row.author.id != member_id:
+            continue
+        d = row.disposition
+        activity = session.get(PlanActivity, d.activity_id) if d and d.activity_id else None
+
+        def months(lang: str) -> str:
+            if activity is None:
+                return ""
+            first, last = month_name(activity.start_month, lang), month_name(activity.end_month, lang)
+            return first if first == last else f"{first} – {last}"
+        out.append({"title": (row.suggestion.data or {}).get("title") or row.suggestion.body,
+                    "outcome": d.outcome if d else "", "reason": d.reason if d else "",
+                    "activity_lo": activity.title_lo if activity else "",
+                    "activity_en": activity.title_en if activity else "",
+                    "months_lo": months("lo"), "months_en": months("en")})
+    return out
+
+
 def review_counts(session: Session, cycle_id: int) -> dict:
     """accepted / merged / rejected / left (suggestions without a disposition)."""
     counts = {"accepted": 0, "merged": 0, "rejected": 0, "left": 0}

@@ -86,3 +86,21 @@ def test_plan_export_writes_both_documents(demo, monkeypatch, tmp_path):
     assert none.exit_code == 2 and "no cycle for group PSI" in none.output
     shown = runner.invoke(app, ["plan", "show"])
     assert shown.exit_code == 0 and "without a disposition 0" in shown.output
+
+
+def test_each_author_is_told_what_became_of_their_suggestions(demo):
+    out, messages, _output = demo
+    told = [m for m in messages if m["kind"] == "review_outcome"]
+    engine = make_engine(f"sqlite:///{out / 'roundtable.db'}")
+    with Session(engine) as session:
+        authors = {r.member_id for r in session.exec(select(Response).where(Response.kind == "suggestion"))}
+        rejected = session.exec(select(Disposition).where(Disposition.outcome == "rejected")).first()
+        author_of_rejected = session.get(Response, rejected.response_id).member_id
+        from models.tables import Member
+
+        email = session.get(Member, author_of_rejected).email
+    engine.dispose()
+    assert len(told) == len(authors) and len({m["to"][0] for m in told}) == len(authors)
+    entry = next(m for m in told if m["to"] == [email])
+    mail = BytesParser(policy=policy.default).parse((out / entry["file"]).open("rb"))
+    assert REJECTED.split(" — ")[1] in mail.get_body(("plain",)).get_content()
