@@ -123,13 +123,14 @@ class Timers:
         self.wrap(flows.messages, "render_message", "    templates (notifications/render.py)")
         self.wrap(flows.messages, "calendar_part", "    iCalendar part (calendars/ics.py)")
         self.wrap(flows.messages, "build_message", "    MIME composition (notifications/compose.py)")
-        self.wrap(flows.messages, "document_for", "    attachments (flows/documents.py)")
+        self.wrap(flows.messages, "documents_for", "    attachments (flows/documents.py)")
         self.wrap(flows.simulate, "_deliver", "deliver (outbox -> .eml, messages.jsonl)")
 
 
 # ---------------------------------------------------------------------------------------------- one run
 def child(args) -> None:
     """Run one simulation in this process and print its figures as a RESULT line of JSON."""
+    import flows.steps  # noqa: F401 - the step kinds register themselves; a definition names them
     from models.definition import load_definition
 
     out = Path(args.out)

@@ -23,11 +23,13 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from flows.state import CycleState
-from models.tables import AnswerAudit, Cycle, Decision, Document, Membership, Response, Step, WorkingGroup
+from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Membership, PlanActivity, Response,
+                           Step, WorkingGroup)
 
 CHANNELS = ("web", "mail", "cli", "simulator")
 PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")
 DECISIONS = ("approve", "reject")
+OUTCOMES = ("accepted", "merged", "rejected")  # what the review makes of a suggestion
 SURVEY_DAYS = 14  # the satisfaction survey of a meeting takes answers this long after it ends
 MAX_TEXT = 4000  # characters of one free-text field
 MAX_MINUTES_BYTES = 20 * 1024 * 1024
@@ -395,6 +397,81 @@ def record_receipt(*, session: Session, member_id: int, step_id: int, now: datet
     new = Response(step_id=step_id, member_id=member_id, kind="receipt", body=_text("note", note) or "received",
                    at=now)
     return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="receipt", detail={})
+
+
+def record_disposition(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
+                       suggestion_id: int, outcome: str, reason: str = "", activity: PlanActivity | None = None,
+                       activity_id: int | None = None) -> Accepted:
+    """The secretariat's review of one suggestion: accepted (`activity`, a new plan activity built and
+    checked by flows.plan), merged into the existing activity `activity_id`, or rejected (reason
+    required; its author is told). A second disposition of the same suggestion replaces the first; an
+    activity the first one created from it alone is removed."""
+    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("review",),
+                 audience="secretariat")
+    cycle_id = ctx.step.cycle_id
+    if _exists_kind(session, step_id, "checklist"):
+        raise AnswerRefused("closed", "the review is signed off: its dispositions are final")
+    suggestion = session.get(Response, suggestion_id)
+    if suggestion is None or suggestion.kind != "suggestion" or \
+            session.get(Step, suggestion.step_id).cycle_id != cycle_id:
+        raise AnswerRefused("invalid", f"no suggestion {suggestion_id} in this cycle")
+    if outcome not in OUTCOMES:
+        raise AnswerRefused("invalid", f"outcome must be one of {', '.join(OUTCOMES)}")
+    reason = _text("reason", reason, required=outcome == "rejected")
+    if outcome == "accepted" and activity is None:
+        raise AnswerRefused("invalid", "an accepted suggestion needs its activity")
+    if outcome == "merged":
+        target = session.get(PlanActivity, activity_id) if activity_id is not None else None
+        if target is None or target.cycle_id != cycle_id or target.removed:
+            raise AnswerRefused("invalid", f"no activity {activity_id} to merge into")
+    row = session.exec(select(Disposition).where(Disposition.response_id == suggestion_id)).first()
+    if row is not None and row.outcome == "accepted" and row.activity_id is not None:
+        others = session.exec(select(Disposition.id).where(Disposition.activity_id == row.activity_id,
+                                                           Disposition.id != row.id)).first()
+        made = session.get(PlanActivity, row.activity_id)
+        if others is None and made is not None and made.origin == "suggestion":
+            made.removed, made.updated_at = True, now
+    if outcome == "accepted":
+        session.add(activity)
+        session.flush()
+        activity_id = activity.id
+    elif outcome == "rejected":
+        activity_id = None
+    new = Disposition(cycle_id=cycle_id, response_id=suggestion_id, outcome=outcome, activity_id=activity_id,
+                      reason=reason, member_id=member_id, at=now)
+    if row is not None:
+        row.outcome, row.activity_id, row.reason, row.member_id, row.at = outcome, activity_id, reason, member_id, now
+    return _save(session, ctx, row, new, member_id=member_id, now=now, channel=channel, kind="disposition",
+                 detail={"suggestion": suggestion_id, "outcome": outcome, "activity": activity_id, "reason": reason})
+
+
+def secretariat_action(*, session: Session, member_id: int, cycle_id: int, now: datetime, channel: str) -> CycleState:
+    """Check that the member is secretariat of the cycle's group on the day of `now` (plan edits, which
+    are no answer to a step but the secretariat's own work); the caller writes with `audit_action`."""
+    if now.tzinfo is None:
+        raise ValueError("now must carry a zone")
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
+    cycle = session.get(Cycle, cycle_id)
+    if cycle is None or cycle.state != "live":
+        raise AnswerRefused("not-live", "this cycle is no longer running")
+    cs = CycleState(session, cycle)
+    if not _holds(session, member_id, ("secretariat-head", "secretariat"), WorkingGroup.id == cycle.group_id,
+                  now.astimezone(cs.zone).date()):
+        raise AnswerRefused("not-in-audience", f"member {member_id} is not secretariat of {cs.group.code}")
+    return cs
+
+
+def audit_action(session: Session, cs: CycleState, *, member_id: int, now: datetime, channel: str, kind: str,
+                 action: str, ref_id: int | None, detail: dict) -> None:
+    """The audit row of a secretariat action on the plan, filed under the cycle's review step."""
+    step = next((s for s in cs.steps() if s.kind == "review"), None) or cs.steps()[0]
+    _audit(session, _Context(cs, step, False), member_id=member_id, now=now, channel=channel, kind=kind,
+           action=action, ref_id=ref_id, detail=detail)
+
+
+def _exists_kind(session: Session, step_id: int, kind: str) -> bool:
+    return session.exec(select(Response.id).where(Response.step_id == step_id, Response.kind == kind)).first() is not None
 
 
 def _exists(session: Session, step_id: int, member_id: int, kind: str) -> bool:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from sqlmodel import select
 
 from calendars.ics import Attendee, Deadline, Meeting, Person, deadline_calendar, meeting_invite
-from flows.documents import document_for
+from flows.documents import documents_for
 from flows.state import CycleState, DueRow
 from flows.steps import handler_for
 from models.audience import ROLE_TITLES, courtesy_titles
@@ -164,8 +164,8 @@ def attachments_of(cs: CycleState, step: Step, row: DueRow, now: datetime) -> li
     if not kind_of(row.kind).attachments:
         return []
     revision = cs.cycle.plan_revision
-    return [cs.memo(("document", name, revision), lambda name=name: document_for(cs, name, revision, now))
-            for name in cs.step_def(step.key).attachments]
+    return [made for name in cs.step_def(step.key).attachments
+            for made in cs.memo(("document", name, revision), lambda name=name: documents_for(cs, name, revision, now))]
 
 
 def prepare(cs: CycleState, step: Step, row: DueRow, now: datetime) -> bytes:

@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
 from calendars.timeline import compute_timeline
-from flows import answers
+from flows import answers, simulate_desk
 from flows.answers import AnswerRefused
 from flows.cycle import start_cycle
 from flows.state import FINISHED, CycleState
@@ -43,10 +43,10 @@ SIM_SECRET = "simulation-only-secret"  # links in simulated mail when no key is 
 SIM_BASE_URL = "http://127.0.0.1:8000"  # where `roundtable web` serves by default
 SECRET_FILE = "secret_key"  # DIR/secret_key: the simulation key, which `roundtable web` reads beside the database
 # Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
-ENGINE_REACTS_TO = ("decision", "revision", "checklist", "receipt")
+ENGINE_REACTS_TO = ("decision", "revision", "checklist", "review", "receipt")
 RECORDERS = {"suggestion": answers.record_suggestion, "comment": answers.record_comment,
-             "rsvp": answers.record_rsvp, "checklist": answers.record_checklist,
-             "decision": answers.record_decision, "revision": answers.record_revision,
+             "rsvp": answers.record_rsvp, "checklist": answers.record_checklist, "review": simulate_desk.review,
+             "decision": answers.record_decision, "revision": simulate_desk.revise,
              "receipt": answers.record_receipt}
 REJECTION_REASON = ("ກະລຸນາເພີ່ມກິດຈະກຳກ່ຽວກັບເປົ້າໝາຍການພັດທະນາແບບຍືນຍົງ ທີ 16 — "
                     "Please add the SDG 16 activities recommended by the Round Table Meeting.")
@@ -129,6 +129,8 @@ class _Agents:
         elif row.kind == "invite" and self.rng.random() < self.respond_rate:
             partstat = self.rng.choice(("ACCEPTED", "ACCEPTED", "ACCEPTED", "TENTATIVE", "DECLINED"))
             self._answer(step, row.member_id, "rsvp", self._between(now, step.starts_at), partstat=partstat)
+        elif row.kind == "task" and step.kind == "review":  # the review at the desk (flows/simulate_desk.py)
+            self._answer(step, row.member_id, "review", self._between(now, step.due_at))
         elif row.kind == "task" and self.answer_kind(step) == "checklist":
             self._answer(step, row.member_id, "checklist", self._between(now, step.due_at),
                          accepted=14, merged=5, rejected=3)
@@ -151,6 +153,7 @@ class _Agents:
             cycle = self.session.get(Cycle, step.cycle_id)
             self.answer_kinds[step.id] = CycleState(self.session, cycle).step_def(step.key).answer_kind()
         return self.answer_kinds[step.id]
+
 
 SUGGESTIONS = (
     "ສໍາມະນາກ່ຽວກັບການປົກຄອງທີ່ດີ ຂັ້ນທ້ອງຖິ່ນ (SDG 16) — Seminar on good governance at local level (SDG 16)",

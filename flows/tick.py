@@ -220,6 +220,8 @@ def _addressed_ids(cs: CycleState, step: Step, kind: str, now: datetime) -> set[
     elif kind == "escalation":
         roles = definition.escalation.to if definition.escalation else ()
         key, people = "escalation", lambda: cs.people(roles, [cs.group.code], now) if roles else []
+    elif kind == "review_outcome":  # to the suggestions' authors: anyone in the cycle's groups
+        key, people = "groups", lambda: cs.people(tuple(ROLE_TITLES), None, now)
     else:
         key, people = "audience", lambda: cs.audience_of(definition, now)
     return cs.memo(("addressed", step.key, key, now.astimezone(cs.zone).date()),

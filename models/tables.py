@@ -189,6 +189,7 @@ class Document(SQLModel, table=True):
     media_type: str = "application/octet-stream"
     content: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     path: str = ""
+    source: str = "generated"  # generated | uploaded (a polished DOCX the secretariat put in its place)
     created_at: Optional[datetime] = _utc(nullable=False)
 
 
@@ -256,3 +257,58 @@ class AnswerAudit(SQLModel, table=True):
     late: bool = False
     ref_id: Optional[int] = None  # the Response / Decision row
     detail: dict = _json_dict()
+
+
+class PlanActivity(SQLModel, table=True):
+    """One activity of a cycle's work plan (flows/plan.py): from an accepted suggestion, or added by the
+    secretariat directly (most of the seed's 2020 plan). `removed` rows stay for the audit trail."""
+
+    __tablename__ = "plan_activity"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    cycle_id: int = Field(foreign_key="cycle.id", index=True)
+    position: int = 0  # order in the plan (the document numbers them 1, 2, …)
+    title_lo: str = ""
+    title_en: str = ""
+    start_month: int = 1  # 1-12 of the plan year
+    end_month: int = 1
+    group_code: str = ""  # the responsible group: GSWG, PSI, LIO …
+    lead: str = ""  # lead organisation
+    serves: list = _json_list()  # keys of the reference list (flows/answer_lists.yaml: serves)
+    serves_other: str = ""
+    meeting: bool = False  # a meeting of the group (listed among the year's meetings too)
+    budget: Optional[float] = None  # estimate, in `currency`
+    currency: str = "USD"
+    budget_source: str = ""
+    origin: str = "direct"  # suggestion | direct
+    revision: int = 1  # the plan revision in which it was last added or changed
+    removed: bool = False
+    created_at: Optional[datetime] = _utc(nullable=False)
+    updated_at: Optional[datetime] = _utc(nullable=False)
+
+
+class Disposition(SQLModel, table=True):
+    """What the secretariat's review made of one suggestion: accepted (-> an activity), merged into
+    another activity, or rejected with a reason its author is told. One per suggestion; a change replaces it."""
+
+    __tablename__ = "disposition"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    cycle_id: int = Field(foreign_key="cycle.id", index=True)
+    response_id: int = Field(foreign_key="response.id", unique=True)  # the suggestion
+    outcome: str  # accepted | merged | rejected
+    activity_id: Optional[int] = Field(default=None, foreign_key="plan_activity.id", index=True)
+    reason: str = ""
+    member_id: int = Field(foreign_key="member.id")  # who decided (secretariat)
+    at: Optional[datetime] = _utc(nullable=False)
+
+
+class SignIn(SQLModel, table=True):
+    """A one-time sign-in link to the secretariat's desk (roundtable/web/desk.py): issued by mail or by
+    `roundtable web login-link`, valid 15 minutes, used once; the session cookie names it."""
+
+    __tablename__ = "sign_in"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    nonce: str = Field(unique=True, max_length=64)
+    channel: str = "mail"  # mail | cli
+    issued_at: Optional[datetime] = _utc(nullable=False)
+    used_at: Optional[datetime] = _utc()

@@ -74,6 +74,7 @@ for _kind in (
     MessageKind("approval_request", link="approve", deadline="due", deadline_event=True, attachments=True),
     MessageKind("decision_notice", link="status"),
     MessageKind("revision_request", link="status"),
+    MessageKind("review_outcome", automatic=True),  # each author: what the review made of their suggestions
     MessageKind("escalation", late_policy="skip_if_stale", automatic=True, link="status"),
     MessageKind("submission", link="receipt", deadline="due", attachments=True),
     MessageKind("failure_report", automatic=True),

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from models.db import make_engine, scratch_schema, unreachable, upgrade
+from tests.browser import browser, server  # noqa: F401 - one chromium and one server per test session
 
 PG_ADMIN_URL = os.environ.get("ROUNDTABLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

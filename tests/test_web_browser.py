@@ -1,20 +1,14 @@
 """The pages in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
 
-One browser and one server for the whole session; each test puts its own app (its own database) behind
+One browser and one server for the whole session (tests/browser.py, through conftest); each test puts its own app (its own database) behind
 the server. JavaScript is off in every context: the pages must work without it.
 """
 
-import os
-import socket
 import struct
-import threading
-import time
 import zlib
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlmodel import Session, select
 
 from flows.answers import record_revision
@@ -23,56 +17,7 @@ from models.tables import AnswerAudit, Cycle, Decision, Member, Notification, Re
 from tests.engine_helpers import local
 from tests.web_helpers import make_world
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 LAO_FONTS = ("Phetsarath OT", "Saysettha OT", "Noto Sans Lao", "Noto Serif Lao", "DokChampa", "Lao UI")
-
-
-class _Swappable:
-    """The ASGI app the session's server runs: whatever the current test put behind it."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            message = await receive()
-            while message["type"] != "lifespan.shutdown":
-                await send({"type": message["type"] + ".complete"})
-                message = await receive()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing under CI (.ci/run installs it)")
-        pytest.skip("Debian chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="session")
-def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    target = _Swappable()
-    running = uvicorn.Server(uvicorn.Config(target, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    while not running.started:
-        time.sleep(0.02)
-    yield target, f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
 
 
 @pytest.fixture

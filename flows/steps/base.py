@@ -119,6 +119,8 @@ class StepHandler:
         if row.kind == self.opening:
             return step.state == "open"
         if row.kind in ("reminder", "digest"):
+            if step.data.get("reminders_paused"):  # the secretariat paused them on its desk: skipped, not postponed
+                return False
             return step.state == "open" and row.member_id not in self.answered_now(cs, step)
         if row.kind == "escalation":
             return bool(self.late(cs, step))

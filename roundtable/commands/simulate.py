@@ -1,15 +1,20 @@
 """`roundtable simulate` and `roundtable demo`: a whole cycle in simulated time."""
 
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
 
 import typer
+from sqlmodel import Session
 
 from calendars.timeline import compute_timeline
+from flows import plan
 from flows.simulate import simulate as run_simulation
+from models.db import make_engine
 from models.groups import InputFileError
 from models.roster import RosterInvalid
+from models.tables import Cycle
 from roundtable.commands.common import console, fail, parse_moment, progress, settings
 from roundtable.commands.cycle import _anchors, _definition
 
@@ -47,11 +52,26 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
     for (step, kind), count in sorted(result.by_step_kind.items()):
         console.print(f"  {step:<24} {kind:<18} {count}")
     console.print("Answers: " + ", ".join(f"{k} {v}" for k, v in sorted(result.answers.items())))
+    _plan_summary(out, result.cycle_ids)
     console.print(f"Links point to {settings().base_url}: serve them with "
                   f"ROUNDTABLE_DATABASE_URL=sqlite:///{out / 'roundtable.db'} roundtable web")
     console.print("Decisions:")
     for d in result.decisions:
         console.print(f"  {d['at']}  {d['member']}: {d['decision']} (revision {d['revision']})")
+
+
+def _plan_summary(out: Path, cycle_ids: list[int]) -> None:
+    """What the review made of the suggestions, and the plan's activities per responsible group."""
+    engine = make_engine(f"sqlite:///{out / 'roundtable.db'}")
+    with Session(engine) as session:
+        for cycle_id in cycle_ids:
+            counts = plan.review_counts(session, cycle_id)
+            groups = Counter(a.group_code for a in plan.activities(session, cycle_id))
+            console.print(f"Plan (cycle {cycle_id}, revision {session.get(Cycle, cycle_id).plan_revision}): "
+                          f"{sum(groups.values())} activities ({', '.join(f'{g} {n}' for g, n in groups.items())}); "
+                          f"suggestions accepted {counts['accepted']}, merged {counts['merged']}, "
+                          f"rejected {counts['rejected']}, left {counts['left']}", markup=False)
+    engine.dispose()
 
 
 def register(root: typer.Typer) -> None:

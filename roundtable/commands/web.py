@@ -1,21 +1,29 @@
-"""`roundtable web`: the pages behind every link in the mail (roundtable.web.app)."""
+"""`roundtable web`: the pages behind every link in the mail and the secretariat's desk (roundtable.web.app);
+`roundtable web login-link EMAIL`: a one-time sign-in link to the desk, for the first sign-in."""
 
 from typing import Optional
+from zoneinfo import ZoneInfo
 
 import typer
+from sqlmodel import Session
 
-from roundtable.commands.common import database, fail, parse_moment
+from roundtable.commands.common import console, database, fail, parse_moment, settings
 
 
 def register(root: typer.Typer) -> None:
-    @root.command("web")
+    web = typer.Typer(invoke_without_command=True)
+
+    @web.callback()
     def web_cmd(
+        ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host"),
         port: int = typer.Option(8000, "--port", min=1, max=65535),
         now: Optional[str] = typer.Option(None, "--now", help="Serve as if it were this moment (ISO 8601; "
                                           "for a simulated cycle). Default: the real time."),
     ):
-        """Serve the action pages (answers, RSVPs, approvals) the mail links point to."""
+        """Serve the action pages (answers, RSVPs, approvals) the mail links point to, and the desk."""
+        if ctx.invoked_subcommand is not None:
+            return
         import uvicorn
 
         from roundtable.web.app import create_app
@@ -30,3 +38,29 @@ def register(root: typer.Typer) -> None:
         except ValueError as exc:
             fail(str(exc))
         uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+
+    @web.command("login-link")
+    def login_link(
+        email: str = typer.Argument(..., help="An address that is secretariat, secretariat-head or chair of a group."),
+        now: Optional[str] = typer.Option(None, "--now", help="Issue it as of this moment (a simulated cycle "
+                                          "served with `roundtable web --now`)."),
+    ):
+        """Print a one-time link to sign in to the desk (valid 15 minutes, used once)."""
+        from roundtable.web.app import secret_for
+        from roundtable.web.desk import desk_roles, member_by_email, sign_in_link
+
+        moment = parse_moment(now, "--now")
+        secret = secret_for(settings().database_url, settings().resolved_secret_key())
+        if not secret:
+            fail("no secret key: run `roundtable init` or set ROUNDTABLE_SECRET_KEY")
+        with Session(database()) as session:
+            member = member_by_email(session, email)
+            if member is None:
+                fail(f"{email}: no member with this address in the roster")
+            if not desk_roles(session, member.id, moment.astimezone(ZoneInfo(settings().timezone)).date()):
+                fail(f"{email}: not secretariat, secretariat-head or chair of any group")
+            link = sign_in_link(session, secret, settings().base_url, member, moment, channel="cli")
+            session.commit()
+        console.print(link, markup=False, soft_wrap=True)
+
+    root.add_typer(web, name="web", help="The web app: action pages and the secretariat's desk.")

@@ -24,7 +24,7 @@ from models.definition import CycleDefinition, StepDef
 from models.settings import get_settings
 from models.tables import Cycle, Document, Member, Step, WorkingGroup
 from notifications.links import ActionLinkError, verify_action
-from roundtable.web import pages
+from roundtable.web import desk, pages
 from roundtable.web.render import Bi, page
 from roundtable.web.security import Csrf, Guard, TooLarge, redact_access_log
 
@@ -223,4 +223,6 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     def home() -> HTMLResponse:
         return page("home.html.j2", {"bi": Bi()})
 
+    desk.register(app, engine=engine, secret=secret, clock=clock, sender=sender, base_url=base_url,
+                  on_answer=on_answer)
     return app

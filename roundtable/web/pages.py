@@ -130,9 +130,11 @@ def _args(session: Session, action) -> dict:
 
 
 def _latest_document(session: Session, action, kinds) -> Document | None:
-    """The newest document of these kinds for the cycle (columns only: the bytes stay in the database)."""
+    """The newest DOCX of these kinds for the cycle (columns only: the bytes stay in the database); the
+    XLSX made beside it is not the one to show."""
     row = session.exec(select(Document.id, Document.kind, Document.filename, Document.revision, Document.checksum)
-                       .where(Document.cycle_id == action.cycle.id, Document.kind.in_(list(kinds)))
+                       .where(Document.cycle_id == action.cycle.id, Document.kind.in_(list(kinds)),
+                              Document.media_type == answers.DOCX)
                        .order_by(Document.revision.desc(), Document.id.desc())).first()
     return row
 

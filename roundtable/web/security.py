@@ -53,7 +53,9 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = UPLOAD_LIMIT if scope["path"].startswith("/action/minutes.") else FORM_LIMIT
+        path = scope["path"]
+        uploads = path.startswith("/action/minutes.") or (path.startswith("/desk/") and path.endswith("/upload"))
+        limit = UPLOAD_LIMIT if uploads else FORM_LIMIT
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return await _too_large(send)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 04:12:20.399437
+Create Date: 2026-11-30 04:34:20.803585
 """
 from typing import Sequence, Union
 
@@ -93,6 +93,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_membership_group_id'), ['group_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_membership_member_id'), ['member_id'], unique=False)
 
+    op.create_table('sign_in',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('nonce', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('issued_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('nonce')
+    )
+    with op.batch_alter_table('sign_in', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sign_in_member_id'), ['member_id'], unique=False)
+
     op.create_table('document',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('cycle_id', sa.Integer(), nullable=True),
@@ -103,12 +117,40 @@ def upgrade() -> None:
     sa.Column('media_type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=True),
     sa.Column('path', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cycle_id'], ['cycle.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('document', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_document_cycle_id'), ['cycle_id'], unique=False)
+
+    op.create_table('plan_activity',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cycle_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('title_lo', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('title_en', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('start_month', sa.Integer(), nullable=False),
+    sa.Column('end_month', sa.Integer(), nullable=False),
+    sa.Column('group_code', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('lead', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('serves', sa.JSON(), nullable=False),
+    sa.Column('serves_other', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('meeting', sa.Boolean(), nullable=False),
+    sa.Column('budget', sa.Float(), nullable=True),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('budget_source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('origin', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('removed', sa.Boolean(), nullable=False),
+    sa.Column('created_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['cycle_id'], ['cycle.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('plan_activity', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_plan_activity_cycle_id'), ['cycle_id'], unique=False)
 
     op.create_table('step',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -242,6 +284,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_response_member_id'), ['member_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_response_step_id'), ['step_id'], unique=False)
 
+    op.create_table('disposition',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cycle_id', sa.Integer(), nullable=False),
+    sa.Column('response_id', sa.Integer(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('activity_id', sa.Integer(), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['activity_id'], ['plan_activity.id'], ),
+    sa.ForeignKeyConstraint(['cycle_id'], ['cycle.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.ForeignKeyConstraint(['response_id'], ['response.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('response_id')
+    )
+    with op.batch_alter_table('disposition', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_disposition_activity_id'), ['activity_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_disposition_cycle_id'), ['cycle_id'], unique=False)
+
     op.create_table('inbound_mail',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
@@ -285,6 +347,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_inbound_mail_key'))
 
     op.drop_table('inbound_mail')
+    with op.batch_alter_table('disposition', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_disposition_cycle_id'))
+        batch_op.drop_index(batch_op.f('ix_disposition_activity_id'))
+
+    op.drop_table('disposition')
     with op.batch_alter_table('response', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_response_step_id'))
         batch_op.drop_index(batch_op.f('ix_response_member_id'))
@@ -316,10 +383,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_step_cycle_id'))
 
     op.drop_table('step')
+    with op.batch_alter_table('plan_activity', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_plan_activity_cycle_id'))
+
+    op.drop_table('plan_activity')
     with op.batch_alter_table('document', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_document_cycle_id'))
 
     op.drop_table('document')
+    with op.batch_alter_table('sign_in', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sign_in_member_id'))
+
+    op.drop_table('sign_in')
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_membership_member_id'))
         batch_op.drop_index(batch_op.f('ix_membership_group_id'))
