@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
 from flows.state import CycleState
@@ -112,12 +112,16 @@ def _check(session: Session, *, member_id: int, step_id: int, now: datetime, cha
 def _holds(session: Session, member_id: int, roles, groups, day) -> bool:
     """Whether the member holds one of `roles` in a group matching `groups` (a condition on the group) on
     `day` (one narrow query, not the whole audience: the simulator records thousands of answers)."""
-    found = session.exec(
-        select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
-        .where(Membership.member_id == member_id, Membership.role.in_(list(roles)), groups)
-        .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= day))
-        .where(or_(Membership.ends_on.is_(None), Membership.ends_on > day))).first()
+    found = session.exec(_HOLDS.where(groups), params={"member_id": member_id, "roles": list(roles), "day": day}).first()
     return found is not None
+
+
+# The fixed part of _holds, built once (building it cost more than answering it); the group condition is added
+# per call (its values are bound parameters, so the statement stays in SQLAlchemy's compiled cache).
+_HOLDS = (select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
+          .where(Membership.member_id == bindparam("member_id"), Membership.role.in_(bindparam("roles", expanding=True)))
+          .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= bindparam("day")))
+          .where(or_(Membership.ends_on.is_(None), Membership.ends_on > bindparam("day"))))
 
 
 def _window(step: Step, now: datetime, window: str) -> bool:

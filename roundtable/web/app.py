@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
@@ -63,6 +64,14 @@ class Action:
     @property
     def url(self) -> str:
         return f"/action/{self.token}"
+
+
+# The person, the step, its cycle (its big definition left unread) and group: one query, built once (building
+# a select with its joins costs more Python than SQLite takes to answer it).
+_ACTION_ROWS = (select(Member, Step, Cycle, WorkingGroup).select_from(Step)
+                .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
+                .join(Member, Member.id == bindparam("member_id")).where(Step.id == bindparam("step_id"))
+                .options(defer(Cycle.definition)))
 
 
 class LinkRefused(Exception):
@@ -126,12 +135,8 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         purpose = ALIASES.get(claims["purpose"], claims["purpose"])
         if purpose not in pages.PURPOSES:
             raise LinkRefused("invalid")
-        # The person, the step, its cycle (its big definition left unread) and group: one query.
-        found = session.exec(
-            select(Member, Step, Cycle, WorkingGroup).select_from(Step)
-            .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
-            .join(Member, Member.id == claims["member_id"]).where(Step.id == claims["step_id"])
-            .options(defer(Cycle.definition))).first()
+        found = session.exec(_ACTION_ROWS, params={"member_id": claims["member_id"],
+                                                   "step_id": claims["step_id"]}).first()
         if found is None:
             raise LinkRefused("invalid")
         member, step, cycle, group = found
