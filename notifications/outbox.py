@@ -74,9 +74,7 @@ def enqueue(session: Session, *, payload: bytes | None = None, **fields) -> bool
     Race-safe on both engines (INSERT … ON CONFLICT (key) DO NOTHING). The caller commits.
     """
     fields.setdefault("created_at", datetime.now(timezone.utc))  # bookkeeping only, not logic
-    row = Notification(**fields)  # fills the model's defaults (cc=[], context={}, state, ...)
-    values = {column.name: getattr(row, column.name) for column in Notification.__table__.columns
-              if column.name != "id"}
+    values = row_values(fields)
     # rowcount is unreliable with ON CONFLICT; a returned id is not
     row_id = session.connection().execute(_compiled(_INSERT_UNLESS_KEY_EXISTS, session, values), values
                                           ).scalar_one_or_none()
@@ -85,6 +83,29 @@ def enqueue(session: Session, *, payload: bytes | None = None, **fields) -> bool
     if payload is not None:
         store_payload(session, row_id, payload)
     return True
+
+
+def row_values_plain(fields: dict) -> dict:
+    """Every column's value (but the id) of a Notification made from `fields`: the model fills its defaults
+    (cc=[], context={}, state, ...)."""
+    row = Notification(**fields)
+    return {column.name: getattr(row, column.name) for column in Notification.__table__.columns if column.name != "id"}
+
+
+def row_values(fields: dict) -> dict:
+    """row_values_plain without building the model (~0.2 ms an enqueue): its defaults read once from the
+    model's fields, a factory's called afresh. tests/test_outbox_compiled.py proves the two equal."""
+    return {name: fields[name] if name in fields else (factory() if factory else default)
+            for name, default, factory in _COLUMN_DEFAULTS}
+
+
+def _column_default(name: str) -> tuple:
+    field = Notification.model_fields[name]
+    # A required field left out (key, kind) reads as None on the model, as here.
+    return name, None if field.is_required() else field.default, field.default_factory
+
+
+_COLUMN_DEFAULTS = [_column_default(column.name) for column in Notification.__table__.columns if column.name != "id"]
 
 
 def enqueue_many(session: Session, rows: list[dict]) -> int:

@@ -54,3 +54,12 @@ def test_payload_replace_through_the_compiled_statement(engine):
         outbox.store_payload(session, row_id, b"second")
         session.commit()
         assert outbox.payload_of(session, row_id) == b"second"
+
+
+def test_row_values_are_the_models_values():
+    cases = [{}, {"key": "k", "kind": "call"}, _values("v"), {"key": "k", "kind": "x", "bogus": 1},
+             {"key": "k", "kind": "x", "cc": ["a@example.org"], "context": {"a": 1}, "state": "ready", "revision": 2}]
+    for fields in cases:
+        assert outbox.row_values(dict(fields)) == outbox.row_values_plain(dict(fields))
+    first, second = outbox.row_values({"key": "a"}), outbox.row_values({"key": "b"})
+    assert first["cc"] is not second["cc"] and first["context"] is not second["context"]  # fresh, as the model's
