@@ -290,8 +290,9 @@ def main() -> None:
 
 def _report(args, rows: list[list], get99: float, post99: float) -> None:
     print()
+    workers = "one uvicorn worker" if args.workers == 1 else f"{args.workers} uvicorn workers"
     print(f"{args.members} members, {args.clients} concurrent clients (then 1) from {args.client}, SQLite, "
-          f"{'one uvicorn worker' if args.workers == 1 else f'{args.workers} uvicorn workers'}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"{workers}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table(["request", "n", "p50 ms", "p99 ms", "req/s", "failed", "p50/bare", "p99/bare"], rows))
     print(f"goal p99 ≤ 100 ms GET: {'met' if get99 <= 100 else 'NOT met'} ({get99:.0f} ms); "
           f"≤ 150 ms POST: {'met' if post99 <= 150 else 'NOT met'} ({post99:.0f} ms)")

@@ -120,7 +120,8 @@ def _holds(session: Session, member_id: int, roles, groups: tuple[str, Any], day
 # _holds' query for each way of naming the groups, built once (building it cost more than answering it):
 # "group" = the cycle's group, "own" = it and its sub-groups, "codes" = the groups named in the definition.
 _HOLDING = (select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
-            .where(Membership.member_id == bindparam("member_id"), Membership.role.in_(bindparam("roles", expanding=True)))
+            .where(Membership.member_id == bindparam("member_id"),
+                   Membership.role.in_(bindparam("roles", expanding=True)))
             .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= bindparam("day")))
             .where(or_(Membership.ends_on.is_(None), Membership.ends_on > bindparam("day"))))
 _HOLDS = {

@@ -125,8 +125,8 @@ def store_payload(session: Session, notification_id: int, payload: bytes) -> Non
 def store_payloads(session: Session, payloads: dict[int, bytes]) -> None:
     """`store_payload` for many notifications in one executemany (the tick stores a batch at a time)."""
     if payloads:
-        session.connection().execute(_compiled(_STORE_PAYLOAD, session, ("notification_id", "payload")),
-                                     [{"notification_id": key, "payload": payload} for key, payload in payloads.items()])
+        rows = [{"notification_id": key, "payload": payload} for key, payload in payloads.items()]
+        session.connection().execute(_compiled(_STORE_PAYLOAD, session, ("notification_id", "payload")), rows)
 
 
 # SQLAlchemy never caches the compiled form of an INSERT … ON CONFLICT (its dialect inserts have no cache key),
