@@ -250,6 +250,7 @@ def main() -> None:
     parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx",
                         help="load generator: wrk (C, apt-get install wrk; the default when present) or httpx")
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk phase")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (`roundtable web --workers`)")
     args = parser.parse_args()
     if args.quick:
         args.members, args.clients, args.gets, args.posts = 300, 10, 10, 5
@@ -263,7 +264,7 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "bench_web:served_app",
                                    "--app-dir", str(Path(__file__).resolve().parent), "--host", "127.0.0.1",
                                    "--port", str(port), "--log-level", "warning", "--no-access-log",
-                                   "--timeout-keep-alive", "120"],
+                                   "--timeout-keep-alive", "120", "--workers", str(args.workers)],
                                   env=env, cwd=ROOT)
         try:
             base = f"http://127.0.0.1:{port}"
@@ -289,8 +290,9 @@ def main() -> None:
 
 def _report(args, rows: list[list], get99: float, post99: float) -> None:
     print()
-    print(f"{args.members} members, {args.clients} concurrent clients (then 1) from {args.client}, SQLite, one "
-          f"uvicorn worker; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    workers = "one uvicorn worker" if args.workers == 1 else f"{args.workers} uvicorn workers"
+    print(f"{args.members} members, {args.clients} concurrent clients (then 1) from {args.client}, SQLite, "
+          f"{workers}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table(["request", "n", "p50 ms", "p99 ms", "req/s", "failed", "p50/bare", "p99/bare"], rows))
     print(f"goal p99 ≤ 100 ms GET: {'met' if get99 <= 100 else 'NOT met'} ({get99:.0f} ms); "
           f"≤ 150 ms POST: {'met' if post99 <= 150 else 'NOT met'} ({post99:.0f} ms)")

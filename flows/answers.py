@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
 from flows.state import CycleState
@@ -98,29 +98,40 @@ def _check(session: Session, *, member_id: int, step_id: int, now: datetime, cha
         raise AnswerRefused("stale-revision", f"revision {revision} of the plan has been replaced by "
                                               f"revision {cycle.plan_revision}")
     # Which groups: said as a condition on the group row, so that the check stays one query.
-    own_groups = or_(WorkingGroup.id == cycle.group_id, WorkingGroup.parent_id == cycle.group_id)
     if audience == "secretariat":
-        roles, groups = ("secretariat-head", "secretariat"), WorkingGroup.id == cycle.group_id
+        roles, groups = ("secretariat-head", "secretariat"), ("group", cycle.group_id)
     else:
         wanted = cs.step_def(step.key).audience
         roles = wanted.roles
-        groups = WorkingGroup.code.in_(list(wanted.groups)) if wanted.groups else own_groups
+        groups = ("codes", list(wanted.groups)) if wanted.groups else ("own", cycle.group_id)
     if not _holds(session, member_id, roles, groups, now.astimezone(cs.zone).date()):
         raise AnswerRefused("not-in-audience", f"member {member_id} is not asked to answer {step.key!r} on "
                                                f"{now.astimezone(cs.zone):%Y-%m-%d}")
     return _Context(cs, step, late)
 
 
-def _holds(session: Session, member_id: int, roles, groups, day) -> bool:
-    """Whether the member holds one of `roles` in a group matching `groups` (a condition on the group) on
+def _holds(session: Session, member_id: int, roles, groups: tuple[str, Any], day) -> bool:
+    """Whether the member holds one of `roles` in a group matching `groups` (a key of _HOLDS, its value) on
     `day` (one narrow query, not the whole audience: the simulator records thousands of answers)."""
     with session.no_autoflush:  # memberships are not what an answer changes: no flush of its rows first
-        found = session.exec(
-            select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
-            .where(Membership.member_id == member_id, Membership.role.in_(list(roles)), groups)
-            .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= day))
-            .where(or_(Membership.ends_on.is_(None), Membership.ends_on > day))).first()
+        condition, value = groups
+        found = session.exec(_HOLDS[condition], params={"member_id": member_id, "roles": list(roles), "day": day,
+                                                         "groups": value}).first()
     return found is not None
+
+
+# _holds' query for each way of naming the groups, built once (building it cost more than answering it):
+# "group" = the cycle's group, "own" = it and its sub-groups, "codes" = the groups named in the definition.
+_HOLDING = (select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
+            .where(Membership.member_id == bindparam("member_id"),
+                   Membership.role.in_(bindparam("roles", expanding=True)))
+            .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= bindparam("day")))
+            .where(or_(Membership.ends_on.is_(None), Membership.ends_on > bindparam("day"))))
+_HOLDS = {
+    "group": _HOLDING.where(WorkingGroup.id == bindparam("groups")),
+    "own": _HOLDING.where(or_(WorkingGroup.id == bindparam("groups"), WorkingGroup.parent_id == bindparam("groups"))),
+    "codes": _HOLDING.where(WorkingGroup.code.in_(bindparam("groups", expanding=True))),
+}
 
 
 def _window(step: Step, now: datetime, window: str) -> bool:
@@ -457,7 +468,7 @@ def secretariat_action(*, session: Session, member_id: int, cycle_id: int, now: 
     if cycle is None or cycle.state != "live":
         raise AnswerRefused("not-live", "this cycle is no longer running")
     cs = CycleState(session, cycle)
-    if not _holds(session, member_id, ("secretariat-head", "secretariat"), WorkingGroup.id == cycle.group_id,
+    if not _holds(session, member_id, ("secretariat-head", "secretariat"), ("group", cycle.group_id),
                   now.astimezone(cs.zone).date()):
         raise AnswerRefused("not-in-audience", f"member {member_id} is not secretariat of {cs.group.code}")
     return cs

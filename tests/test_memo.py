@@ -33,12 +33,15 @@ def test_every_cache_of_the_speed_ups_is_listed_and_can_be_emptied():
     import calendars.ics  # noqa: F401  (importing them creates their memos)
     import flows.state  # noqa: F401
     import notifications.compose  # noqa: F401
+    import notifications.outbox  # noqa: F401
     import notifications.render  # noqa: F401
+    import roundtable.web.render  # noqa: F401
 
     names = {memo.name for memo in memos()}
     assert {"flows.state.definitions", "flows.state.timelines", "notifications.compose.parsed_headers",
             "notifications.compose.folded_headers", "notifications.render_by_shape.shapes",
-            "calendars.ics_per_recipient.templates"} <= names
+            "calendars.ics_per_recipient.templates", "notifications.outbox.compiled",
+            "roundtable.web.render.whens"} <= names
     Memo("test.cleared", 2).get(1, lambda: 1)
     clear_all()
     assert all(len(memo) == 0 for memo in memos())

@@ -75,3 +75,45 @@ def test_a_simulated_cycle_is_served_and_answered_from_its_mail(tmp_path):
         audit = session.exec(select(AnswerAudit).where(AnswerAudit.kind == "decision")).one()
         assert audit.channel == "web" and audit.member_id == chair.id
     engine.dispose()
+
+
+def test_web_with_two_workers_serves_and_answers(tmp_path):
+    """`roundtable web --workers 2`: each worker process builds its app from the settings and --now."""
+    from flows.tick import tick
+    from models.db import upgrade
+    from models.tables import Response, Step
+    from notifications.links import sign_action
+    from tests.engine_helpers import CONFIG, local, seed_people, start_gswg
+
+    url, secret, port = f"sqlite:///{tmp_path / 'roundtable.db'}", "w" * 40, _free_port()
+    engine = make_engine(url)
+    upgrade(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        people = seed_people(session)
+        cycle = start_gswg(session)
+        tick(session, local(2019, 11, 1, 9, 0), CONFIG)
+        session.commit()
+        call = session.exec(select(Step).where(Step.cycle_id == cycle.id, Step.key == "call_for_suggestions")).one()
+        member = people["m1@example.org"]
+    link = f"/action/{sign_action(secret, member_id=member.id, step_id=call.id, purpose='respond')}"
+    env = {**os.environ, "ROUNDTABLE_DATABASE_URL": url, "ROUNDTABLE_SECRET_KEY": secret, "PYTHONIOENCODING": "utf-8"}
+    server = subprocess.Popen([sys.executable, "-m", "roundtable.cli", "web", "--port", str(port), "--workers", "2",
+                               "--now", "2019-11-04T10:00:00+07:00"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_serving(base + "/", seconds=60)
+        for n in range(6):  # new connections: both workers take some
+            with httpx.Client(base_url=base) as client:
+                page = client.get(link)
+                assert page.status_code == 200 and "ສະເໜີກິດຈະກໍາໃໝ່" in page.text
+                done = client.post(link, data={"csrf": csrf_of(page.text), "op": "save", "title": f"ກິດຈະກໍາ {n}"})
+                assert done.status_code == 303
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0]
+    assert log.count("Started server process") == 2, log
+    with Session(engine) as session:
+        assert len(session.exec(select(Response).where(Response.member_id == member.id)).all()) == 6
+        assert len(session.exec(select(AnswerAudit).where(AnswerAudit.member_id == member.id)).all()) == 6
+    engine.dispose()

@@ -1,6 +1,7 @@
 """`roundtable web`: the pages behind every link in the mail and the secretariat's desk (roundtable.web.app);
 `roundtable web login-link EMAIL`: a one-time sign-in link to the desk, for the first sign-in."""
 
+import os
 from typing import Optional
 from zoneinfo import ZoneInfo
 
@@ -8,6 +9,8 @@ import typer
 from sqlmodel import Session
 
 from roundtable.commands.common import console, database, fail, parse_moment, settings
+
+_NOW = "ROUNDTABLE_WEB_NOW"  # --now, handed to the worker processes of --workers
 
 
 def register(root: typer.Typer) -> None:
@@ -20,24 +23,27 @@ def register(root: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", min=1, max=65535),
         now: Optional[str] = typer.Option(None, "--now", help="Serve as if it were this moment (ISO 8601; "
                                           "for a simulated cycle). Default: the real time."),
+        workers: int = typer.Option(1, "--workers", min=1, max=32, help="Processes serving the pages (one per "
+                                    "core; the database still takes one writer at a time)."),
     ):
         """Serve the action pages (answers, RSVPs, approvals) the mail links point to, and the desk."""
         if ctx.invoked_subcommand is not None:
             return
         import uvicorn
 
-        from roundtable.web.app import create_app
-
-        clock = None
         if now is not None:
-            moment = parse_moment(now, "--now")
-            clock = lambda: moment  # noqa: E731
-        engine = database()
+            parse_moment(now, "--now")  # a bad moment stops here, before any worker starts
         try:
-            app = create_app(engine=engine, clock=clock)
+            app = served_app(now)
         except ValueError as exc:
             fail(str(exc))
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+        options = dict(host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+        if workers == 1:
+            uvicorn.run(app, **options)
+            return
+        # Each worker process builds its own app (and engine) from the same settings, through served_app.
+        os.environ[_NOW] = now or ""
+        uvicorn.run("roundtable.commands.web:worker_app", factory=True, workers=workers, **options)
 
     @web.command("login-link")
     def login_link(
@@ -64,3 +70,18 @@ def register(root: typer.Typer) -> None:
         console.print(link, markup=False, soft_wrap=True)
 
     root.add_typer(web, name="web", help="The web app: action pages and the secretariat's desk.")
+
+
+def served_app(now: str | None):
+    from roundtable.web.app import create_app
+
+    clock = None
+    if now:
+        moment = parse_moment(now, "--now")
+        clock = lambda: moment  # noqa: E731
+    return create_app(engine=database(), clock=clock)
+
+
+def worker_app():
+    """The app of one `--workers` process (uvicorn calls this in each)."""
+    return served_app(os.environ.get(_NOW) or None)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
@@ -63,6 +64,15 @@ class Action:
     @property
     def url(self) -> str:
         return f"/action/{self.token}"
+
+
+# The person, the step, its cycle (its big definition left unread) and group: one query, built once (building
+# a select with its joins costs more Python than SQLite takes to answer it).
+# A POST reads the definition too (flows.answers checks the audience with it): in the same query, not a second one.
+_ACTION_ROWS_FOR_ANSWER = (select(Member, Step, Cycle, WorkingGroup).select_from(Step)
+                           .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
+                           .join(Member, Member.id == bindparam("member_id")).where(Step.id == bindparam("step_id")))
+_ACTION_ROWS = _ACTION_ROWS_FOR_ANSWER.options(defer(Cycle.definition))
 
 
 class LinkRefused(Exception):
@@ -117,7 +127,7 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     app.add_middleware(Guard)
     redact_access_log()
 
-    def resolve(session: Session, token: str) -> Action:
+    def resolve(session: Session, token: str, rows=_ACTION_ROWS) -> Action:
         now = clock()
         try:
             claims = verify_action(secret, token, max_age=LINK_MAX_AGE)
@@ -126,12 +136,8 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         purpose = ALIASES.get(claims["purpose"], claims["purpose"])
         if purpose not in pages.PURPOSES:
             raise LinkRefused("invalid")
-        # The person, the step, its cycle (its big definition left unread) and group: one query.
-        found = session.exec(
-            select(Member, Step, Cycle, WorkingGroup).select_from(Step)
-            .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
-            .join(Member, Member.id == claims["member_id"]).where(Step.id == claims["step_id"])
-            .options(defer(Cycle.definition))).first()
+        found = session.exec(rows, params={"member_id": claims["member_id"],
+                                                   "step_id": claims["step_id"]}).first()
         if found is None:
             raise LinkRefused("invalid")
         member, step, cycle, group = found
@@ -149,11 +155,11 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         return page("refused.html.j2", {"bi": Bi(), "code": code, "problem": pages.LINK_PROBLEMS[code]},
                     status=status)
 
-    def with_action(token: str, then: Callable[[Session, Action], Response]) -> Response:
+    def with_action(token: str, then: Callable[[Session, Action], Response], rows=_ACTION_ROWS) -> Response:
         """`then(session, action)` for a link that checks out; the refusal page for one that does not."""
         with Session(engine, expire_on_commit=False) as session:
             try:
-                action = resolve(session, token)
+                action = resolve(session, token, rows)
             except LinkRefused as refused:
                 return refused_page(refused.code, refused.status)
             return then(session, action)
@@ -163,7 +169,8 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
             session, action, csrf.issue(token), query))
 
     def answer(token: str, form: dict, files: dict) -> Response:
-        return with_action(token, lambda session, action: record(session, action, token, form, files))
+        return with_action(token, lambda session, action: record(session, action, token, form, files),
+                           _ACTION_ROWS_FOR_ANSWER)
 
     def record(session: Session, action: Action, token: str, form: dict, files: dict) -> Response:
         if not csrf.valid(token, form.get("csrf")):

@@ -3,10 +3,11 @@ for the step, so they hold a copy. Rendered here and put in the outbox ready to 
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from flows.answers import answer_lists
 from models.tables import Response
+from roundtable.web.pages import OWN
 from notifications.compose import build_message, message_id_for
 from notifications.outbox import enqueue
 from notifications.render import Rendered
@@ -16,9 +17,8 @@ KIND = "suggestion_receipt"
 
 
 def enqueue_suggestion_receipt(session: Session, action, changed: Response) -> None:
-    filed = session.exec(select(Response).where(Response.step_id == action.step.id,
-                                                Response.member_id == action.member.id,
-                                                Response.kind == "suggestion").order_by(Response.at, Response.id)).all()
+    filed = session.exec(OWN, params={"step_id": action.step.id, "member_id": action.member.id,
+                                      "kind": "suggestion"}).all()
     now: datetime = action.now
     context = {"member": action.member, "group": action.group, "filed": filed, "english_first":
                action.member.language == "en", "serves": {s["key"]: s for s in answer_lists()["serves"]},
