@@ -1,5 +1,7 @@
 """Starting a cycle, planning its messages, and moving an anchor without resending anything."""
 
+import functools
+import inspect
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -12,7 +14,7 @@ from flows.state import DEFAULT_SENDER, FINISHED, CycleState, Planned, outbox_ke
 from flows.steps import handler_for
 from models.audience import Addressee
 from models.definition import CycleDefinition
-from models.tables import CalendarEntry, Cycle, Member, Notification, Step, WorkingGroup
+from models.tables import CalendarEntry, Cycle, Member, Notification, OperatorAction, Step, WorkingGroup
 from models.types import utcnow_aware
 from notifications.kinds import KINDS, kind_of
 from notifications.outbox import enqueue_many
@@ -146,6 +148,25 @@ def sync_calendar_entries(cs: CycleState, step: Step, dated: DatedStep, now: dat
     return changed_meeting
 
 
+def operator_action(action: str):
+    """Record a successful operator action on a cycle (the audit trail shows it): its arguments and report."""
+    def wrap(function):
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def recorded(session: Session, cycle: Cycle, *args, **kwargs):
+            report = function(session, cycle, *args, **kwargs)
+            given = signature.bind(session, cycle, *args, **kwargs).arguments
+            detail = {name: value.isoformat() if isinstance(value, datetime) else value
+                      for name, value in given.items() if name not in ("session", "cycle", "now")}
+            session.add(OperatorAction(cycle_id=cycle.id, at=utcnow_aware(given["now"]), action=action,
+                                       detail={**detail, "report": report}))
+            return report
+        return recorded
+    return wrap
+
+
+@operator_action("anchor")
 def move_anchor(session: Session, cycle: Cycle, key: str, moment: datetime, now: datetime, *,
                 force: bool = False) -> dict:
     """Move one anchor of a live cycle: new dates for every step not finished, pending messages rescheduled,
@@ -254,6 +275,7 @@ def _invited(session: Session, step: Step) -> bool:
     return sent is not None
 
 
+@operator_action("drop")
 def drop_step(session: Session, cycle: Cycle, step_key: str, now: datetime) -> dict:
     """Drop a step that has not finished: its pending messages are skipped and, for a meeting whose
     invitation went out, every invitee gets a cancellation (same UID, SEQUENCE + 1)."""
@@ -307,6 +329,7 @@ def _invitees(session: Session, step: Step) -> list[Addressee]:
     return sorted(people.values(), key=lambda a: a.email)
 
 
+@operator_action("cancel")
 def cancel_cycle(session: Session, cycle: Cycle, now: datetime) -> dict:
     """Cancel a live cycle: nothing more is sent, except cancellations of meetings still to come whose
     invitation went out. Steps not finished are skipped (outcome `cancelled`)."""
@@ -326,6 +349,7 @@ def cancel_cycle(session: Session, cycle: Cycle, now: datetime) -> dict:
     return report
 
 
+@operator_action("reopen")
 def reopen_step(session: Session, cycle: Cycle, step_key: str, now: datetime, *, due: datetime | None = None) -> dict:
     """The way back from a mistake: a closed (or held, or dropped) step opens again, or a blocked one is tried
     again. Its deadline is `due` (needed when the old one has passed); messages never sent that still make

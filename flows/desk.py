@@ -14,9 +14,9 @@ from flows import answers
 from flows.answers import AnswerRefused
 from flows.state import CycleState
 from flows.steps import handler_for
-from models.tables import AnswerAudit, Cycle, Member, Notification, SignIn, Step
+from models.tables import AnswerAudit, Cycle, Member, Notification, OperatorAction, SignIn, Step
 
-AUDIT_KINDS = ("answers", "plan", "messages", "sign-ins")
+AUDIT_KINDS = ("answers", "plan", "messages", "sign-ins", "operator")
 PLAN_KINDS = ("activity", "disposition", "checklist", "revision", "document", "message", "reminders")
 
 
@@ -130,6 +130,10 @@ def audit_trail(session: Session, cycle: Cycle, now: datetime, kind: str = "", l
             rows.append({"at": row.sent_at, "who": row.recipient, "what": f"message: {row.kind}",
                          "action": "sent", "channel": "mail", "late": False,
                          "detail": {"step": row.step_key, "subject": row.subject}})
+    if kind in ("", "operator"):  # anchor moves, dropped or reopened steps, a cancelled cycle
+        for row in session.exec(select(OperatorAction).where(OperatorAction.cycle_id == cycle.id)).all():
+            rows.append({"at": row.at, "who": "", "what": f"operator: {row.action}", "action": row.action,
+                         "channel": "cli", "late": False, "detail": row.detail})
     if kind in ("", "sign-ins"):
         group_members = {p.member_id for p in cs.people(("secretariat-head", "secretariat", "chair"),
                                                         [cs.group.code], now)}

@@ -20,7 +20,7 @@ from models.tables import CalendarEntry, Member, Step
 from notifications.compose import CalendarPart, build_message, message_id_for
 from notifications.kinds import STEP_LINK, MessageKind, kind_of
 from notifications.inbound_address import organizer, reply_to_header
-from notifications.links import action_url, sign_action
+from notifications.links import action_url, feed_token, feed_url, sign_action
 from notifications.render import render_message
 
 DEADLINE_FILE = "deadline.ics"
@@ -44,6 +44,9 @@ def template_context(cs: CycleState, step: Step, row: DueRow, member: Member, no
             "language": member.language,
         },
         "link": own_link(cs, step, row, member),
+        # An invitation also offers the member's own calendar feed: every meeting and deadline, kept up to date.
+        "feed": feed_url(cs.base_url, feed_token(cs.secret, member_id=member.id))
+        if kind.invitation == "REQUEST" and cs.secret else None,
         "deadline": shared["step"]["due_at" if kind.deadline == "due" else kind.deadline] if kind.deadline else None,
         "deadline_event": calendar_carries_deadline(kind, step),
         "attachments": [name for name, _, _ in attachments_of(cs, step, row, now)],

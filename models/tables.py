@@ -241,6 +241,18 @@ class AddressStatus(SQLModel, table=True):
     away_at: Optional[datetime] = _utc()
 
 
+class OperatorAction(SQLModel, table=True):
+    """What an operator did to a cycle (anchor moved, step dropped or reopened, cycle cancelled), for the
+    audit trail beside the answers. Never updated."""
+
+    __tablename__ = "operator_action"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    cycle_id: int = Field(foreign_key="cycle.id", index=True)
+    at: Optional[datetime] = _utc(nullable=False)
+    action: str  # anchor | drop | reopen | cancel
+    detail: dict = _json_dict()
+
+
 class AnswerAudit(SQLModel, table=True):
     """Who answered what, when and by which channel (web | mail | cli | simulator): one row per answer
     recorded, changed or withdrawn through flows.answers. Never updated."""

@@ -61,3 +61,22 @@ def verify_action(secret: str, token: str, *, max_age: timedelta, purpose: str |
 def action_url(base_url: str, token: str) -> str:
     """The recipient's own link: <base_url>/action/<token> (tokens are URL-safe)."""
     return f"{base_url.rstrip('/')}/action/{token}"
+
+
+# Calendar feeds: a secret URL per member or group, to subscribe to once. It never expires (a subscription
+# lives as long as the key); the salt keeps a feed token from passing as an action token or the reverse.
+_FEED_SALT = "roundtable.feed"
+
+
+def feed_token(secret: str, *, group: str = "", member_id: int | None = None) -> str:
+    return URLSafeTimedSerializer(secret, salt=_FEED_SALT).dumps({"g": group} if group else {"m": member_id})
+
+
+def read_feed_token(secret: str, token: str) -> dict:
+    """{'g': code} or {'m': member id}; raises itsdangerous.BadSignature when altered or of another key."""
+    return URLSafeTimedSerializer(secret, salt=_FEED_SALT).loads(token)
+
+
+def feed_url(base_url: str, token: str) -> str:
+    """webcal://<host>/feeds/<token>.ics: calendar programs subscribe to a webcal link."""
+    return f"webcal://{base_url.split('://', 1)[-1].rstrip('/')}/feeds/{token}.ics"

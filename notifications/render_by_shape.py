@@ -1,8 +1,8 @@
 """Render a message's templates once per shape of context: the fast copy of render.render_plain.
 
-A step's message goes to every member with the same context but for the recipient's names, email
-and own link, so the templates run once per "shape" of context, with stand-ins for those four
-values, and each recipient's message is that shape with their values put in. Two guards fall back
+A step's message goes to every member with the same context but for the recipient's names, email,
+own link and calendar feed, so the templates run once per "shape" of context, with stand-ins for
+those five values, and each recipient's message is that shape with their values put in. Two guards fall back
 to the plain render: a template that does anything but print those values, and a second render with
 other stand-ins that must agree. tests/test_render_by_shape.py holds it to render_plain for every kind.
 """
@@ -46,9 +46,9 @@ def _shape_or_none(templates: tuple, context: dict, shape_context: dict):
 # escaping) around both cases of letters, edge whitespace and HTML's special characters, so that a
 # template changing the value (|upper, |trim, |e, |safe ...) changes the stand-in. The second set,
 # long and different, is for checking a shape: a length-dependent filter (|truncate) cuts it.
-_STAND_INS = tuple(f" {chr(0xE000 + slot)} aB <&>\"' cD {chr(0xE000 + slot)} " for slot in range(4))
+_STAND_INS = tuple(f" {chr(0xE000 + slot)} aB <&>\"' cD {chr(0xE000 + slot)} " for slot in range(5))
 _CHECK_FILLER = " xY &'\"<> wORD" * 40
-_CHECK_STAND_INS = tuple(f"\t{chr(0xE010 + slot)}{_CHECK_FILLER}{chr(0xE010 + slot)}\n" for slot in range(4))
+_CHECK_STAND_INS = tuple(f"\t{chr(0xE010 + slot)}{_CHECK_FILLER}{chr(0xE010 + slot)}\n" for slot in range(5))
 # (templates, frozen shape context) -> pieces per template, or None: render plainly. A few per step.
 _shapes = Memo("notifications.render_by_shape.shapes", 512)
 
@@ -67,17 +67,20 @@ def _personal_values(context: dict) -> tuple:
     recipient = context.get("recipient")
     if type(recipient) is not dict:
         recipient = {}
-    return recipient.get("name"), recipient.get("email"), context.get("link"), recipient.get("name_en")
+    return (recipient.get("name"), recipient.get("email"), context.get("link"), recipient.get("name_en"),
+            context.get("feed"))
 
 
 def _with_stand_ins(context: dict, stand_ins: tuple) -> dict:
     """The context with name, email, link and English name replaced by stand_ins wherever they are replaceable."""
     if type(context) is not dict:
         raise _Unfreezable
-    name, email, link, name_en = _personal_values(context)
+    name, email, link, name_en, feed = _personal_values(context)
     shaped = dict(context)
     if _replaceable(link):
         shaped["link"] = stand_ins[2]
+    if _replaceable(feed):
+        shaped["feed"] = stand_ins[4]
     if _replaceable(name) or _replaceable(email) or _replaceable(name_en):
         shaped["recipient"] = recipient = dict(context["recipient"])
         for slot, key, value in ((0, "name", name), (1, "email", email), (3, "name_en", name_en)):
@@ -116,8 +119,8 @@ def _zone_key(zone):
 
 
 def _shape(templates: tuple, context: dict, shape_context: dict):
-    """Each template's output as pieces of text and slots (0 name, 1 email, 2 link, 3 English name) and whether it
-    is HTML-escaped; None when the templates might not treat the values as opaque text."""
+    """Each template's output as pieces of text and slots (0 name, 1 email, 2 link, 3 English name, 4 feed),
+    and whether it is HTML-escaped; None when the templates might not treat the values as opaque text."""
     if not _prints_personal_values_plainly(templates):
         return None
     check_context = _with_stand_ins(context, _CHECK_STAND_INS)
@@ -194,7 +197,7 @@ def _uses_plainly(node) -> bool:
 
 def _is_personal_value(node) -> bool:
     if isinstance(node, nodes.Name):
-        return node.name == "link" and node.ctx == "load"
+        return node.name in ("link", "feed") and node.ctx == "load"
     return isinstance(node, nodes.Getattr) and node.attr in ("name", "email", "name_en") and _is_recipient(node.node)
 
 

@@ -197,3 +197,15 @@ def test_uids_and_message_ids_use_the_senders_domain(demo):
                 assert uid.endswith(f"@{DOMAIN}"), uid
                 uids.add(uid)
     assert uids
+
+
+def test_invitations_offer_the_members_own_calendar_feed(demo):
+    from notifications.links import read_feed_token
+
+    ids = {email: member_id for member_id, email in demo["db"].execute("select id, email from member")}
+    invites = [(entry, text) for entry, _, text in demo["mails"] if entry["kind"] == "invite"]
+    assert invites
+    for entry, text in invites:
+        feeds = set(re.findall(r"webcal://\S+/feeds/(\S+)\.ics", text))
+        assert len(feeds) == 1, entry["to"]
+        assert read_feed_token(demo["secret"], feeds.pop()) == {"m": ids[entry["to"][0]]}

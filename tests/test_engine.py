@@ -270,3 +270,22 @@ def test_no_minutes_request_once_the_minutes_are_in_and_no_survey_for_who_declin
         assert ready_to(session, "annual_review_meeting", "minutes_due") == set()
         surveyed = ready_to(session, "annual_review_meeting", "survey")
         assert "m1@example.org" not in surveyed and "m2@example.org" in surveyed and len(surveyed) == 9
+
+
+def test_operator_actions_are_in_the_audit_trail(engine):
+    from flows.cycle import drop_step, reopen_step
+    from flows.desk import audit_trail
+
+    with Session(engine, expire_on_commit=False) as session:
+        seed_people(session)
+        cycle = start_gswg(session)
+        move_anchor(session, cycle, "annual_meeting", local(2019, 11, 20, 8, 30), local(2019, 10, 2, 9, 0))
+        drop_step(session, cycle, "secretariat_review", local(2019, 10, 3, 9, 0))
+        reopen_step(session, cycle, "secretariat_review", local(2019, 10, 4, 9, 0), due=local(2020, 1, 31, 17, 0))
+        session.commit()
+        trail = audit_trail(session, cycle, local(2019, 10, 5, 9, 0), "operator")
+        assert [row["action"] for row in trail] == ["reopen", "drop", "anchor"]  # newest first
+        anchor = trail[-1]
+        assert anchor["detail"]["key"] == "annual_meeting" and anchor["detail"]["moment"].startswith("2019-11-20T08:30")
+        assert anchor["detail"]["report"]["steps_moved"] and trail[0]["detail"]["due"].startswith("2020-01-31")
+        assert {row["what"] for row in audit_trail(session, cycle, local(2019, 10, 5, 9, 0))} >= {"operator: anchor"}

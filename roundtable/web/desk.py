@@ -31,6 +31,7 @@ from models.settings import get_settings
 from models.tables import Cycle, Document, Member, Membership, Response as Answer, SignIn, Step, WorkingGroup
 from notifications.compose import build_message, message_id_for
 from notifications.outbox import enqueue
+from notifications.links import feed_token, feed_url, read_feed_token
 from notifications.render import Rendered
 from roundtable.web.pages import MONTHS, REFUSALS, STATES
 from roundtable.web.render import Bi, page
@@ -85,19 +86,13 @@ def member_by_email(session: Session, email: str) -> Member | None:
     return session.exec(select(Member).where(Member.email == (email or "").strip().lower())).first()
 
 
-def feed_token(secret: str, *, group: str = "", member_id: int | None = None) -> str:
-    return URLSafeTimedSerializer(secret, salt="roundtable.feed").dumps({"g": group} if group else {"m": member_id})
-
-
 def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime], sender: str, base_url: str,
              on_answer: Callable[[int, str], None] | None = None) -> None:
     csrf = Csrf(secret)
     signer = URLSafeTimedSerializer(secret, salt="roundtable.sign-in")
     sessions = URLSafeTimedSerializer(secret, salt="roundtable.desk-session")
-    feeds = URLSafeTimedSerializer(secret, salt="roundtable.feed")
     secure = base_url.startswith("https://")
     zone = ZoneInfo(get_settings().timezone)  # the deployment's day, for who holds a role today
-    webcal = "webcal://" + base_url.split("://", 1)[-1]
 
     def bi_for(member: Member | None) -> Bi:
         return Bi(english_first=bool(member and member.language == "en"))
@@ -280,13 +275,13 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
     def dashboard(cycle_id: int, request: Request, kind: str = "", to: str = "", done: str = "") -> Response:
         def show(session: Session, member, cycle, acts, cs) -> Response:
             now = clock()
-            feeds_for = [(code, f"{webcal}/feeds/{feed_token(secret, group=code)}.ics") for code in cs.group_codes]
+            feeds_for = [(code, feed_url(base_url, feed_token(secret, group=code))) for code in cs.group_codes]
             return page("desk_cycle.html.j2", {
                 "bi": bi_for(member), "member": member, "cycle": cycle, "group": cs.group, "acts": acts,
                 "zone": cs.zone, "states": STATES, "timeline": desk.timeline(session, cycle),
                 "outbox": desk.outbox(session, cycle.id, to), "to": to, "kind": kind,
                 "audit": desk.audit_trail(session, cycle, now, kind, limit=100), "audit_kinds": desk.AUDIT_KINDS,
-                "feeds": feeds_for, "my_feed": f"{webcal}/feeds/{feed_token(secret, member_id=member.id)}.ics",
+                "feeds": feeds_for, "my_feed": feed_url(base_url, feed_token(secret, member_id=member.id)),
                 "csrf": csrf.issue(request.cookies[COOKIE]), "done": DONE.get(done)})
         return view(request, cycle_id, show)
 
@@ -491,7 +486,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
     @app.get("/feeds/{token}.ics")
     def feed(token: str, request: Request) -> Response:
         try:
-            claims = feeds.loads(token)  # no expiry: a subscription lives as long as the key
+            claims = read_feed_token(secret, token)
         except BadSignature:
             return Response("not found\n", status_code=404, media_type="text/plain")
         with Session(engine) as session:

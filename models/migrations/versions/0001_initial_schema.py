@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 04:34:20.803585
+Create Date: 2026-11-30 05:23:00.063711
 """
 from typing import Sequence, Union
 
@@ -124,6 +124,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('document', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_document_cycle_id'), ['cycle_id'], unique=False)
+
+    op.create_table('operator_action',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('cycle_id', sa.Integer(), nullable=False),
+    sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['cycle_id'], ['cycle.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('operator_action', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_operator_action_cycle_id'), ['cycle_id'], unique=False)
 
     op.create_table('plan_activity',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -387,6 +399,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_plan_activity_cycle_id'))
 
     op.drop_table('plan_activity')
+    with op.batch_alter_table('operator_action', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_operator_action_cycle_id'))
+
+    op.drop_table('operator_action')
     with op.batch_alter_table('document', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_document_cycle_id'))
 
