@@ -55,19 +55,19 @@ class ApprovalHandler(StepHandler):
                 for p in plans]
 
     def recipients(self, cs: CycleState, step: Step, on: datetime) -> list[Addressee]:
-        approvers = super().recipients(cs, step, on)
+        return self._plus_deputies(cs, step, super().recipients(cs, step, on), on)
+
+    def _with_deputies(self, cs: CycleState, step: Step, dated: DatedStep, planned: Planned) -> Planned:
+        """The approvers' request or reminder goes to their deputies too."""
+        return replace(planned, recipients=self._plus_deputies(cs, step, planned.recipients,
+                                                               dated.opens_at or planned.due_at))
+
+    def _plus_deputies(self, cs: CycleState, step: Step, approvers: list[Addressee], on: datetime) -> list[Addressee]:
+        """The approvers, then their deputies on the day of `on` (each person once)."""
         asked = {p.member_id for p in approvers}
         found = deputies(cs.session, asked, self._groups(cs, step), on.astimezone(cs.zone).date())
         extra = {d.member_id: d for people in found.values() for d in people if d.member_id not in asked}
         return [*approvers, *extra.values()]
-
-    def _with_deputies(self, cs: CycleState, step: Step, dated: DatedStep, planned: Planned) -> Planned:
-        """The approvers' request or reminder goes to their deputies too."""
-        on = (dated.opens_at or planned.due_at).astimezone(cs.zone).date()
-        asked = {p.member_id for p in planned.recipients}
-        found = deputies(cs.session, asked, self._groups(cs, step), on)
-        extra = {d.member_id: d for people in found.values() for d in people if d.member_id not in asked}
-        return replace(planned, recipients=[*planned.recipients, *extra.values()]) if extra else planned
 
     def verdict(self, cs: CycleState, step: Step) -> str:
         """approved | rejected | pending, by the definition's rule over this revision's decisions."""
