@@ -40,12 +40,8 @@ def test_start_cycle_and_tick_flows_send_the_call(prefect_harness, monkeypatch):
             return {run.name for run in await client.read_flow_runs()}
 
     import asyncio
-    from concurrent.futures import ThreadPoolExecutor
 
-    # In a thread of its own: an earlier test's Playwright (sync API, session-scoped) can leave an event
-    # loop marked running in this thread, and asyncio.run refuses to start under it.
-    with ThreadPoolExecutor(1) as pool:
-        names = pool.submit(asyncio.run, run_names()).result()
+    names = asyncio.run(run_names())
     assert "start_cycle GSWG 2020" in names
     assert "tick GSWG 2020 call_for_suggestions+annual_review_meeting 2019-11-01T02:00Z" in names, names
 
