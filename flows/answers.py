@@ -115,11 +115,12 @@ def _check(session: Session, *, member_id: int, step_id: int, now: datetime, cha
 def _holds(session: Session, member_id: int, roles, groups, day) -> bool:
     """Whether the member holds one of `roles` in a group matching `groups` (a condition on the group) on
     `day` (one narrow query, not the whole audience: the simulator records thousands of answers)."""
-    found = session.exec(
-        select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
-        .where(Membership.member_id == member_id, Membership.role.in_(list(roles)), groups)
-        .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= day))
-        .where(or_(Membership.ends_on.is_(None), Membership.ends_on > day))).first()
+    with session.no_autoflush:  # memberships are not what an answer changes: no flush of its rows first
+        found = session.exec(
+            select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
+            .where(Membership.member_id == member_id, Membership.role.in_(list(roles)), groups)
+            .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= day))
+            .where(or_(Membership.ends_on.is_(None), Membership.ends_on > day))).first()
     return found is not None
 
 

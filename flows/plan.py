@@ -138,27 +138,28 @@ def authors(session: Session, cycle_id: int) -> set[int]:
                             .where(Step.cycle_id == cycle_id, Response.kind == "suggestion")).all())
 
 
-def outcomes_for(session: Session, cycle_id: int, member_id: int) -> list[dict]:
-    """What the review made of one author's suggestions (the review_outcome message's list)."""
+def outcomes_by_author(session: Session, cycle_id: int) -> dict[int, list[dict]]:
+    """What the review made of each author's suggestions (the review_outcome message's list), for every
+    author at once: the tick tells hundreds of authors in one go."""
     from flows.documents import month_name  # flows.documents reads this module for the documents
 
-    out = []
-    for row in suggestions(session, cycle_id):
-        if row.author.id != member_id:
-            continue
-        d = row.disposition
-        activity = session.get(PlanActivity, d.activity_id) if d and d.activity_id else None
+    activities = {a.id: a for a in session.exec(select(PlanActivity).where(PlanActivity.cycle_id == cycle_id))}
 
-        def months(lang: str) -> str:
-            if activity is None:
-                return ""
-            first, last = month_name(activity.start_month, lang), month_name(activity.end_month, lang)
-            return first if first == last else f"{first} – {last}"
-        out.append({"title": (row.suggestion.data or {}).get("title") or row.suggestion.body,
-                    "outcome": d.outcome if d else "", "reason": d.reason if d else "",
-                    "activity_lo": activity.title_lo if activity else "",
-                    "activity_en": activity.title_en if activity else "",
-                    "months_lo": months("lo"), "months_en": months("en")})
+    def months(activity: PlanActivity | None, lang: str) -> str:
+        if activity is None:
+            return ""
+        first, last = month_name(activity.start_month, lang), month_name(activity.end_month, lang)
+        return first if first == last else f"{first} – {last}"
+
+    out: dict[int, list[dict]] = {}
+    for row in suggestions(session, cycle_id):
+        d = row.disposition
+        activity = activities.get(d.activity_id) if d and d.activity_id else None
+        out.setdefault(row.author.id, []).append({
+            "title": (row.suggestion.data or {}).get("title") or row.suggestion.body,
+            "outcome": d.outcome if d else "", "reason": d.reason if d else "",
+            "activity_lo": activity.title_lo if activity else "", "activity_en": activity.title_en if activity else "",
+            "months_lo": months(activity, "lo"), "months_en": months(activity, "en")})
     return out
 
 

@@ -35,13 +35,10 @@ def test_start_cycle_and_tick_flows_send_the_call(prefect_harness, monkeypatch):
     assert summary["sent"] == 19 and "call_for_suggestions" in summary["opened"]
     assert len(list(Path("outbox").glob("*-call.eml"))) == 9
 
-    async def run_names():
-        async with get_client() as client:
-            return {run.name for run in await client.read_flow_runs()}
-
-    import asyncio
-
-    names = asyncio.run(run_names())
+    # The synchronous client: a session-wide browser fixture (Playwright's sync API) may hold an event loop
+    # in this thread, where asyncio.run is refused.
+    with get_client(sync_client=True) as client:
+        names = {run.name for run in client.read_flow_runs()}
     assert "start_cycle GSWG 2020" in names
     assert "tick GSWG 2020 call_for_suggestions+annual_review_meeting 2019-11-01T02:00Z" in names, names
 

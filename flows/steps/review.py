@@ -39,9 +39,11 @@ class ReviewHandler(StepHandler):
 
     def extra(self, cs, step, row, now) -> dict:
         if row.kind == "review_outcome":
-            from flows.plan import outcomes_for
+            from flows.plan import outcomes_by_author
 
-            return {"suggestions": outcomes_for(cs.session, cs.cycle.id, row.member_id)}
+            # Once per tick for every author (the plan does not change while the tick tells them).
+            outcomes = cs.memo(("review_outcomes",), lambda: outcomes_by_author(cs.session, cs.cycle.id))
+            return {"suggestions": outcomes.get(row.member_id, [])}
         return super().extra(cs, step, row, now)
 
     def late(self, cs: CycleState, step: Step) -> list[Addressee]:
