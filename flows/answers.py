@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
 from flows.state import CycleState
+from models.audience import principals_of
 from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Membership, PlanActivity, Response,
                            Step, WorkingGroup)
 
@@ -362,28 +363,74 @@ def record_checklist(*, session: Session, member_id: int, step_id: int, now: dat
                  detail=counts)
 
 
+def _decider(session: Session, *, member_id: int, step_id: int, now: datetime, channel: str,
+             revision: int | None) -> tuple[_Context, int, Decision | None]:
+    """Whom `member_id` decides for: themselves when they are an approver that day, else the first approver
+    they deputise for (roster column deputy_for) who is one that day and has not decided this revision
+    (else the first such approver). With the decision already taken for that approver, if any."""
+    try:
+        ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("approval",),
+                     revision=revision)
+        candidates = [(ctx, member_id)]
+    except AnswerRefused as refused:
+        if refused.code != "not-in-audience":
+            raise
+        step = session.get(Step, step_id)
+        cs = CycleState(session, session.get(Cycle, step.cycle_id))
+        groups = cs.step_def(step.key).audience.groups or cs.group_codes
+        candidates = []
+        for principal in principals_of(session, member_id, groups, now.astimezone(cs.zone).date()):
+            try:
+                candidates.append((_check(session, member_id=principal, step_id=step_id, now=now, channel=channel,
+                                          kinds=("approval",), revision=revision), principal))
+            except AnswerRefused as other:
+                if other.code != "not-in-audience":
+                    raise
+        if not candidates:
+            raise
+    current = candidates[0][0].cs.cycle.plan_revision
+    taken = [session.exec(select(Decision).where(Decision.step_id == step_id, Decision.member_id == principal,
+                                                 Decision.plan_revision == current)).first()
+             for _, principal in candidates]
+    ctx, principal = next((c for c, t in zip(candidates, taken) if t is None), candidates[0])
+    return ctx, principal, taken[candidates.index((ctx, principal))]
+
+
+def decision_for(session: Session, *, member_id: int, step_id: int, now: datetime,
+                 revision: int | None = None) -> Decision | None:
+    """The decision already taken this revision for the approver this member's link decides for (their own,
+    or their deputy's; a deputy's link shows the approver's), None when none or the link decides nothing."""
+    try:
+        return _decider(session, member_id=member_id, step_id=step_id, now=now, channel="web", revision=revision)[2]
+    except AnswerRefused:
+        return None
+
+
 def record_decision(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
                     decision: str, reason: str = "", revision: int | None = None) -> Accepted:
-    """Approve or reject (reason required) the plan at its current revision; one decision a person a revision.
-    A mail never decides (From can be forged): the mail channel is refused."""
+    """Approve or reject (reason required) the plan at its current revision; one decision an approver a revision.
+    A deputy named in the roster decides for their approver: the first decision of either counts (Decision
+    member_id = the approver, by_member_id = the deputy). A mail never decides (From can be forged): the mail
+    channel is refused."""
     if channel == "mail":
         raise AnswerRefused("invalid", "a decision is taken on the confirm page, never by mail")
-    ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("approval",),
-                 revision=revision)
+    ctx, principal, taken = _decider(session, member_id=member_id, step_id=step_id, now=now, channel=channel,
+                                     revision=revision)
     cycle = ctx.cs.cycle
     if ctx.step.data.get("awaiting_revision"):
         raise AnswerRefused("awaiting-revision", "the plan is being revised: a new request will follow")
     if decision not in DECISIONS:
         raise AnswerRefused("invalid", f"decision must be one of {', '.join(DECISIONS)}")
     reason = _text("reason", reason, required=decision == "reject")
-    taken = session.exec(select(Decision).where(Decision.step_id == step_id, Decision.member_id == member_id,
-                                                Decision.plan_revision == cycle.plan_revision)).first()
     if taken is not None:
-        raise AnswerRefused("already-answered", f"already decided: {taken.decision}")
-    new = Decision(step_id=step_id, member_id=member_id, decision=decision, reason=reason,
+        by = "" if taken.by_member_id is None else f" (by member {taken.by_member_id} for member {principal})"
+        raise AnswerRefused("already-answered", f"already decided: {taken.decision}{by}")
+    deputy = member_id if principal != member_id else None
+    new = Decision(step_id=step_id, member_id=principal, by_member_id=deputy, decision=decision, reason=reason,
                    plan_revision=cycle.plan_revision, at=now)
     return _save(session, ctx, None, new, member_id=member_id, now=now, channel=channel, kind="decision",
-                 detail={"decision": decision, "revision": cycle.plan_revision})
+                 detail={"decision": decision, "revision": cycle.plan_revision,
+                         **({"for": principal} if deputy else {})})
 
 
 def record_revision(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,

@@ -312,7 +312,10 @@ def _summarise(session: Session, cycles: list[Cycle], result: SimulationResult, 
         result.answers[kind] = count
     rows = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
                         .order_by(Decision.at, Decision.id)).all()
+    deputies = dict(session.exec(select(Member.id, Member.email).where(
+        Member.id.in_({d.by_member_id for d, _ in rows if d.by_member_id}))).all())
     result.decisions = [{"member": m.email, "decision": d.decision, "revision": d.plan_revision,
-                         "at": d.at.astimezone(zone).isoformat()} for d, m in rows]
+                         "at": d.at.astimezone(zone).isoformat(),
+                         **({"by": deputies[d.by_member_id]} if d.by_member_id else {})} for d, m in rows]
     steps = session.exec(select(Step).where(Step.cycle_id.in_(ids))).all()
     result.finished = all(cycle.state == "finished" for cycle in cycles) and all(s.state in FINISHED for s in steps)

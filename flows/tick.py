@@ -223,7 +223,7 @@ def _addressed_ids(cs: CycleState, step: Step, kind: str, now: datetime) -> set[
     elif kind == "review_outcome":  # to the suggestions' authors: anyone in the cycle's groups
         key, people = "groups", lambda: cs.people(tuple(ROLE_TITLES), None, now)
     else:
-        key, people = "audience", lambda: cs.audience_of(definition, now)
+        key, people = "audience", lambda: handler_for(step.kind).recipients(cs, step, now)
     return cs.memo(("addressed", step.key, key, now.astimezone(cs.zone).date()),
                    lambda: {person.member_id for person in people()})
 
@@ -240,7 +240,7 @@ def _plan_for_joiners(cs: CycleState, step: Step, now: datetime) -> None:
     handler = handler_for(step.kind)
     if not handler.opening:
         return
-    today = {person.member_id: person for person in handler.expected(cs, step)}
+    today = {person.member_id: person for person in handler.recipients(cs, step, now)}
     if not today:
         return
     have = set(cs.session.exec(select(Notification.member_id).where(

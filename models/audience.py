@@ -72,3 +72,40 @@ def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str],
         if current is None or ROLE_RANK.index(role) < ROLE_RANK.index(current.role):
             best[member_id] = Addressee(member_id, name, email, language, organisation, role, code, name_en)
     return sorted(best.values(), key=lambda a: a.email)
+
+
+def _open_on(on: date):
+    return (or_(Membership.starts_on.is_(None), Membership.starts_on <= on),
+            or_(Membership.ends_on.is_(None), Membership.ends_on > on))
+
+
+def deputies(session: Session, principal_ids: Iterable[int], group_codes: Iterable[str],
+             on: date) -> dict[int, list[Addressee]]:
+    """The deputies named in the roster (column deputy_for) for each of `principal_ids`, by a membership in one
+    of `group_codes` open on day `on`: principal id -> deputies, each once, ordered by email."""
+    principal_ids, group_codes = list(principal_ids), list(group_codes)
+    if not principal_ids or not group_codes:
+        return {}
+    rows = session.exec(
+        select(Membership.deputy_for_id, Member.id, Member.name, Member.email, Member.language, Member.organisation,
+               Membership.role, WorkingGroup.code, Member.name_en)
+        .join(Membership, Membership.member_id == Member.id)
+        .join(WorkingGroup, WorkingGroup.id == Membership.group_id)
+        .where(Membership.deputy_for_id.in_(principal_ids), WorkingGroup.code.in_(group_codes), *_open_on(on))
+    ).all()
+    found: dict[int, dict[int, Addressee]] = {}
+    for principal, member_id, name, email, language, organisation, role, code, name_en in rows:
+        mine = found.setdefault(principal, {})
+        current = mine.get(member_id)
+        if current is None or ROLE_RANK.index(role) < ROLE_RANK.index(current.role):
+            mine[member_id] = Addressee(member_id, name, email, language, organisation, role, code, name_en)
+    return {principal: sorted(mine.values(), key=lambda a: a.email) for principal, mine in found.items()}
+
+
+def principals_of(session: Session, deputy_id: int, group_codes: Iterable[str], on: date) -> list[int]:
+    """Whom `deputy_id` deputises for by a membership in one of `group_codes` open on day `on`."""
+    rows = session.exec(
+        select(Membership.deputy_for_id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
+        .where(Membership.member_id == deputy_id, Membership.deputy_for_id.is_not(None),
+               WorkingGroup.code.in_(list(group_codes)), *_open_on(on))).all()
+    return sorted(set(rows))

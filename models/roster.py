@@ -1,7 +1,9 @@
 """Member rosters (CSV or XLSX): check every row, then import the whole file or nothing.
 
 The columns are `name, email, organisation, role, group, language`, and optionally `name_en`
-(the name in Latin letters, for English text) and `title` (ທ່ານ, ທ່ານນາງ, Mr, Ms, Dr …), in any
+(the name in Latin letters, for English text), `title` (ທ່ານ, ທ່ານນາງ, Mr, Ms, Dr …) and `deputy_for`
+(the email of a chair or co-chair of the same group, listed in the same file, whom this person
+deputises for: they get that approver's approval requests and may decide in their place), in any
 order (header names are trimmed and case-insensitive). `name` is the person's name only: never a
 role (the messages add the role). One row is one person in one group:
 `role` may hold several roles separated by `;` (e.g. `mpi-focal;member`); `group` is one
@@ -32,7 +34,7 @@ from models.groups import InputFileError, control_character, decode_utf8, read_i
 from models.tables import LANGUAGES, ROLES, Member, Membership, WorkingGroup
 
 COLUMNS = ("name", "email", "organisation", "role", "group", "language")
-OPTIONAL_COLUMNS = ("name_en", "title")
+OPTIONAL_COLUMNS = ("name_en", "title", "deputy_for")
 MAX_TEXT = 200
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
@@ -60,6 +62,7 @@ class RosterEntry:
     language: str
     name_en: str = ""
     title: str = ""
+    deputy_for: str = ""  # lower-case email of the chair or co-chair deputised for
 
 
 @dataclass
@@ -269,8 +272,18 @@ def _check_row(row: int, values: dict[str, str], group_codes: set[str]) -> tuple
     if language not in LANGUAGES:
         problems.append(RosterProblem(row, f"unknown language {text['language']!r} (use {' or '.join(LANGUAGES)}; empty means lo)", "language"))
 
+    deputy_for = ""
+    if text["deputy_for"]:
+        try:
+            deputy_for = validate_email(text["deputy_for"], check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            problems.append(RosterProblem(row, f"{text['deputy_for']!r} is not a valid address: {exc}", "deputy_for"))
+        else:
+            if deputy_for == email:
+                problems.append(RosterProblem(row, "a person cannot deputise for themselves", "deputy_for"))
+
     return RosterEntry(row, text["name"], email, text["organisation"], roles, group, language, text["name_en"],
-                       text["title"]), problems
+                       text["title"], deputy_for), problems
 
 
 def check_roster(session: Session, path: Path) -> RosterReport:
@@ -319,7 +332,33 @@ def check_roster(session: Session, path: Path) -> RosterReport:
         report.problems += problems
         if not problems:
             report.entries.append(entry)
+    report.problems += _deputy_problems(session, report.entries)
     return report
+
+
+DEPUTISED_ROLES = ("chair", "co-chair")
+
+
+def _deputy_problems(session: Session, entries: list[RosterEntry]) -> list[RosterProblem]:
+    """Each deputy_for names a chair or co-chair of the row's group in this file (the file is the truth for
+    the groups it names, so a chair only in the database would be ended by this very import)."""
+    wanted = {entry.deputy_for for entry in entries if entry.deputy_for}
+    if not wanted:
+        return []
+    chairs = {(entry.email, entry.group) for entry in entries if set(entry.roles) & set(DEPUTISED_ROLES)}
+    listed = {entry.email for entry in entries}
+    known = listed | set(session.exec(select(Member.email).where(Member.email.in_(sorted(wanted)))).all())
+    problems = []
+    for entry in entries:
+        if not entry.deputy_for or (entry.deputy_for, entry.group) in chairs:
+            continue
+        if entry.deputy_for not in known:
+            message = f"{entry.deputy_for} is not in this file nor in the database"
+        else:
+            message = (f"{entry.deputy_for} is not chair or co-chair of {entry.group} in this file "
+                       "(a deputy stands in for a chair or co-chair of the same group)")
+        problems.append(RosterProblem(entry.row, message, "deputy_for"))
+    return problems
 
 
 # ---- importing ------------------------------------------------------------------------
@@ -448,5 +487,14 @@ def import_roster(session: Session, path: Path, today: date, *, replace: bool = 
             member_id, group_id, role = key
             session.add(Membership(member_id=member_id, group_id=group_id, role=role, starts_on=today))
             summary.memberships_started += 1
+    session.flush()
+
+    # Whom each person deputises for, on all their open memberships of the group (the file says it per row).
+    deputy_for = {(members[entry.email].id, group_ids[entry.group]):
+                  members[entry.deputy_for].id if entry.deputy_for else None for entry in report.entries}
+    for membership in session.exec(in_named_groups.where(_open_on(today))).all():
+        principal = deputy_for.get((membership.member_id, membership.group_id))
+        if membership.deputy_for_id != principal:
+            membership.deputy_for_id = principal
     session.flush()
     return summary

@@ -60,6 +60,9 @@ class Membership(SQLModel, table=True):
     role: str
     starts_on: Optional[date] = None
     ends_on: Optional[date] = None  # exclusive; None = open-ended (co-chairs rotate)
+    # The chair or co-chair of this group whom this person deputises for (roster column deputy_for):
+    # the deputy gets their approval requests and may decide in their place.
+    deputy_for_id: Optional[int] = Field(default=None, foreign_key="member.id")
 
 
 class Cycle(SQLModel, table=True):
@@ -113,6 +116,9 @@ class Decision(SQLModel, table=True):
     member_id: int = Field(foreign_key="member.id")
     decision: str  # approve | reject
     reason: str = ""
+    # member_id is the approver the decision counts for; by_member_id the deputy who took it in their
+    # place (None: the approver themselves).
+    by_member_id: Optional[int] = Field(default=None, foreign_key="member.id")
     plan_revision: int = 1
     at: Optional[datetime] = _utc(nullable=False)
 

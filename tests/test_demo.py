@@ -105,6 +105,20 @@ def test_reminders_only_for_those_who_had_not_answered(demo):
             assert answered is None or answered > datetime.fromisoformat(m["at"])
 
 
+def test_the_chairs_deputy_is_asked_too_and_the_chair_decides_once(demo):
+    """examples/roster.csv names a deputy for the GSWG chair (column deputy_for)."""
+    out, messages, _ = demo
+    asked = {m["to"][0] for m in messages if m["step"] == "approval" and m["kind"] == "approval_request"}
+    assert asked == {"gswg.chair@example.org", "gswg.cochair.moj@example.org", "gswg.cochair.undp@example.org",
+                     "gswg.cochair.sdc@example.org", "gswg.moha.planning@example.org"}
+    import sqlite3
+
+    db = sqlite3.connect(out / "roundtable.db")
+    chair = db.execute("select count(*) from decision d join member m on m.id = d.member_id "
+                       "where m.email = 'gswg.chair@example.org' group by d.plan_revision").fetchall()
+    assert chair and all(count == 1 for (count,) in chair)
+
+
 def test_a_members_feed_from_the_demo_has_every_meeting_and_deadline(demo):
     out, _messages, _ = demo
     from sqlmodel import Session

@@ -430,4 +430,71 @@ def test_optional_name_en_and_title_columns(db, tmp_path):
                                              name="nick.csv"))
     assert [str(p) for p in report.problems] == [
         "row 1: unknown column 'nickname'; expected: name, email, organisation, role, group, language "
-        "(optional: name_en, title)"]
+        "(optional: name_en, title, deputy_for)"]
+
+
+# ---- deputies -------------------------------------------------------------------------
+
+DEPUTY_HEADER = "name,email,organisation,role,group,language,deputy_for"
+
+
+def deputy_of(engine, email: str) -> set[tuple[str, str, str | None]]:
+    """(group, role, email deputised for) of the person's open memberships."""
+    with Session(engine) as session:
+        emails = {m.id: m.email for m in session.exec(select(Member)).all()}
+        rows = session.exec(select(WorkingGroup.code, Membership.role, Membership.deputy_for_id)
+                            .join(WorkingGroup, WorkingGroup.id == Membership.group_id)
+                            .join(Member, Member.id == Membership.member_id)
+                            .where(Member.email == email, Membership.ends_on.is_(None))).all()
+    return {(code, role, emails.get(deputy)) for code, role, deputy in rows}
+
+
+def test_deputy_for_is_stored_on_the_memberships_and_updated(db, tmp_path):
+    first = write(tmp_path, DEPUTY_HEADER,
+                  "Chair,chair@x.org,MoHA,chair,GSWG,lo,",
+                  "Co,co@x.org,UNDP,co-chair,GSWG,en,",
+                  "Deputy,dep@x.org,MoHA,member;secretariat,GSWG,lo,Chair@X.org",
+                  "Head,head@x.org,MoHA,secretariat-head,GSWG,lo,")
+    do_import(db, first)
+    assert deputy_of(db, "dep@x.org") == {("GSWG", "member", "chair@x.org"), ("GSWG", "secretariat", "chair@x.org")}
+    assert deputy_of(db, "chair@x.org") == {("GSWG", "chair", None)}
+    # The deputy now stands in for the co-chair; a file without the column clears it.
+    second = write(tmp_path, DEPUTY_HEADER,
+                   "Chair,chair@x.org,MoHA,chair,GSWG,lo,", "Co,co@x.org,UNDP,co-chair,GSWG,en,",
+                   "Deputy,dep@x.org,MoHA,member;secretariat,GSWG,lo,co@x.org",
+                   "Head,head@x.org,MoHA,secretariat-head,GSWG,lo,", name="second.csv")
+    do_import(db, second, DAY2)
+    assert deputy_of(db, "dep@x.org") == {("GSWG", "member", "co@x.org"), ("GSWG", "secretariat", "co@x.org")}
+    third = write(tmp_path, HEADER, "Chair,chair@x.org,MoHA,chair,GSWG,lo", "Co,co@x.org,UNDP,co-chair,GSWG,en",
+                  "Deputy,dep@x.org,MoHA,member;secretariat,GSWG,lo", "Head,head@x.org,MoHA,secretariat-head,GSWG,lo",
+                  name="third.csv")
+    do_import(db, third, DAY2)
+    assert deputy_of(db, "dep@x.org") == {("GSWG", "member", None), ("GSWG", "secretariat", None)}
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    ("Deputy,dep@x.org,MoHA,member,GSWG,lo,dep@x.org", "row 4: deputy_for: a person cannot deputise for themselves"),
+    ("Deputy,dep@x.org,MoHA,member,GSWG,lo,nobody@x.org",
+     "row 4: deputy_for: nobody@x.org is not in this file nor in the database"),
+    ("Deputy,dep@x.org,MoHA,member,GSWG,lo,m@x.org", "row 4: deputy_for: m@x.org is not chair or co-chair of GSWG"),
+    ("Deputy,dep@x.org,MoHA,member,PSI,lo,chair@x.org", "row 4: deputy_for: chair@x.org is not chair or co-chair of PSI"),
+    ("Deputy,dep@x.org,MoHA,member,GSWG,lo,not an address", "row 4: deputy_for: 'not an address' is not a valid address"),
+])
+def test_bad_deputy_for_is_refused_naming_row_and_column(cli_db, tmp_path, row, expected):
+    path = write(tmp_path, DEPUTY_HEADER, "Chair,chair@x.org,MoHA,chair,GSWG,lo,", "M,m@x.org,MoHA,member,GSWG,lo,",
+                 row)
+    before = counts(cli_db)
+    result = runner.invoke(app, ["roster", "import", str(path)])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert counts(cli_db) == before
+
+
+def test_deputy_for_a_chair_known_only_to_the_database_is_refused(db, tmp_path):
+    do_import(db, write(tmp_path, HEADER, "Chair,chair@x.org,MoHA,chair,GSWG,lo", "Head,head@x.org,MoHA,secretariat-head,GSWG,lo"))
+    path = write(tmp_path, DEPUTY_HEADER, "Deputy,dep@x.org,MoHA,member,PSI,lo,chair@x.org", name="psi.csv")
+    with pytest.raises(RosterInvalid) as caught:
+        do_import(db, path, DAY2)
+    assert [str(p) for p in caught.value.report.problems] == [
+        "row 2: deputy_for: chair@x.org is not chair or co-chair of PSI in this file "
+        "(a deputy stands in for a chair or co-chair of the same group)"]

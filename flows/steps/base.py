@@ -53,6 +53,11 @@ class StepHandler:
         dated = dated or cs.timeline[step.key]
         return cs.audience_of(cs.step_def(step.key), dated.opens_at or dated.starts_at)
 
+    def recipients(self, cs: CycleState, step: Step, on: datetime) -> list[Addressee]:
+        """Who the step's own messages (opening, reminders) may go to on the day of `on`: its audience (an
+        approval adds the approvers' deputies)."""
+        return cs.audience_of(cs.step_def(step.key), on)
+
     def answered(self, cs: CycleState, step: Step) -> set[int]:
         """Members who have answered (what counts as an answer: the definition's `response`, else the kind's)."""
         kind = cs.step_def(step.key).answer_kind()

@@ -57,7 +57,8 @@ def _run(definition: Path, roster: Path, groups: Path, year: int, anchor: list[s
                   f"ROUNDTABLE_DATABASE_URL=sqlite:///{out / 'roundtable.db'} roundtable web")
     console.print("Decisions:")
     for d in result.decisions:
-        console.print(f"  {d['at']}  {d['member']}: {d['decision']} (revision {d['revision']})")
+        by = f" by {d['by']} (deputy)" if d.get("by") else ""
+        console.print(f"  {d['at']}  {d['member']}: {d['decision']} (revision {d['revision']}){by}")
 
 
 def _plan_summary(out: Path, cycle_ids: list[int]) -> None:

@@ -274,9 +274,11 @@ def answer_checklist(session, action, form, files):
 
 def show_approve(session, action, csrf, query, refused=None):
     ctx = _context(session, action, csrf, query, refused)
-    decision = session.exec(select(Decision).where(Decision.step_id == action.step.id,
-                                                   Decision.member_id == action.member.id,
-                                                   Decision.plan_revision == action.cycle.plan_revision)).first()
+    # Their own decision, or the one their deputy (or, on a deputy's link, their approver) took first.
+    decision = answers.decision_for(session, member_id=action.member.id, step_id=action.step.id, now=action.now)
+    others = decision is not None and (decision.by_member_id or decision.member_id) != action.member.id
+    ctx.update(decided_by=session.get(Member, decision.by_member_id or decision.member_id) if others else None,
+               decided_for=session.get(Member, decision.member_id) if others and decision.by_member_id else None)
     document, header, rows = _plan_table(session, action, ("work_plan",))
     ctx.update(decision=decision, document=document, header=header, rows=rows, revision=action.cycle.plan_revision,
                revising=bool(action.step.data.get("awaiting_revision")))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-30 05:23:00.063711
+Create Date: 2026-11-30 05:26:26.138938
 """
 from typing import Sequence, Union
 
@@ -84,6 +84,8 @@ def upgrade() -> None:
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('starts_on', sa.Date(), nullable=True),
     sa.Column('ends_on', sa.Date(), nullable=True),
+    sa.Column('deputy_for_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['deputy_for_id'], ['member.id'], ),
     sa.ForeignKeyConstraint(['group_id'], ['working_group.id'], ),
     sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -233,8 +235,10 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Integer(), nullable=False),
     sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('by_member_id', sa.Integer(), nullable=True),
     sa.Column('plan_revision', sa.Integer(), nullable=False),
     sa.Column('at', models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['by_member_id'], ['member.id'], ),
     sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
     sa.ForeignKeyConstraint(['step_id'], ['step.id'], ),
     sa.PrimaryKeyConstraint('id'),
