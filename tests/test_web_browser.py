@@ -47,6 +47,7 @@ def test_a_member_files_a_suggestion_in_lao_and_sees_it_after_reload(world, site
     page.check("input[name=months][value='3']")
     page.check("input[name=serves][value='sdg16']")
     page.click("form.answer button[type=submit]")
+    page.wait_for_url("**done=saved")  # the POST's redirect has landed: reloading earlier races the navigation
     page.reload()
     assert page.locator("article.suggestion h3").inner_text().startswith("ສໍາມະນາກ່ຽວກັບການປົກຄອງທີ່ດີ")
     assert "ມີນາ" in page.locator("article.suggestion").inner_text()
