@@ -41,7 +41,8 @@ def page(browser):
 def _signed_in(world, site, page, email):
     page.goto(f"{site}/login")
     page.fill("#email", email)
-    page.click("button[type=submit]")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("button[type=submit]")
     assert "sign-in link is on its way" in page.content()
     with Session(world.engine) as session:
         row = session.exec(select(Notification).where(Notification.kind == "sign_in",
@@ -50,29 +51,35 @@ def _signed_in(world, site, page, email):
         mail = message_from_bytes(session.get(NotificationPayload, row.id).payload, policy=policy.default)
     link = re.search(r"(http://\S+/login/\S+)", mail.get_body(("plain",)).get_content()).group(1)
     page.goto(link)
-    page.click("button[type=submit]")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("button[type=submit]")
     assert page.url.endswith("/desk")
 
 
 def test_the_secretariat_carries_the_plan_in_the_browser(world, site, page, tmp_path):
     _signed_in(world, site, page, "staff@example.org")
-    page.click(f"a[href='/desk/{world.cycle_id}']")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click(f"a[href='/desk/{world.cycle_id}']")
     assert page.locator("tr[data-step=secretariat_review][data-state=open]").count() == 1
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-    page.click(f"a.button[href='/desk/{world.cycle_id}/plan']")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click(f"a.button[href='/desk/{world.cycle_id}/plan']")
     cards = page.locator(".card.suggestion")
     assert cards.count() == 3
     first = cards.nth(0)
     first.locator("input[value=accepted]").check()
-    first.locator("button[type=submit]").click()
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        first.locator("button[type=submit]").click()
     assert page.locator(".card.activity").count() == 1
     second = page.locator(".card.suggestion").nth(1)
     second.locator("input[value=merged]").check()
-    second.locator("button[type=submit]").click()
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        second.locator("button[type=submit]").click()
     third = page.locator(".card.suggestion").nth(2)
     third.locator("input[value=rejected]").check()
     third.locator("input[name=reason]").fill("ບໍ່ຢູ່ໃນຂອບເຂດ — Outside our remit")
-    third.locator("button[type=submit]").click()
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        third.locator("button[type=submit]").click()
     assert page.locator(".left").inner_text() == "0"
     page.locator("details.add summary").click()
     form = page.locator("form.add-activity")
@@ -82,9 +89,11 @@ def test_the_secretariat_carries_the_plan_in_the_browser(world, site, page, tmp_
     form.locator("select[name=end_month]").select_option("11")
     form.locator("input[value=rtim-2019]").check()
     form.locator("input[name=budget]").fill("5000")
-    form.locator("button[type=submit]").click()
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        form.locator("button[type=submit]").click()
     assert page.locator(".card.activity").count() == 2
-    page.click("form.close-review button[type=submit]")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("form.close-review button[type=submit]")
     assert "ປິດການທົບທວນແລ້ວ" in page.content() and page.locator(".tag").first.is_visible()
     page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
 
@@ -104,7 +113,8 @@ def test_the_secretariat_carries_the_plan_in_the_browser(world, site, page, tmp_
     assert "Please hold it in Luang Prabang" in activity.inner_text()
     activity.locator("summary").click()
     activity.locator("input[name=lead]").fill("ກະຊວງພາຍໃນ (MoHA), Luang Prabang")
-    activity.locator("button[type=submit]").first.click()
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        activity.locator("button[type=submit]").first.click()
     assert page.locator(".revision").inner_text() == "2"  # the draft had gone out: a new revision
     with page.expect_download() as download:
         page.click("a.export[href$='export.docx?kind=work_plan']")

@@ -46,8 +46,8 @@ def test_a_member_files_a_suggestion_in_lao_and_sees_it_after_reload(world, site
     page.fill("#what", "ກອງປະຊຸມສອງມື້ ສໍາລັບເຈົ້າໜ້າທີ່ແຂວງ")
     page.check("input[name=months][value='3']")
     page.check("input[name=serves][value='sdg16']")
-    page.click("form.answer button[type=submit]")
-    page.wait_for_url("**done=saved")  # the POST's redirect has landed: reloading earlier races the navigation
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("form.answer button[type=submit]")
     page.reload()
     assert page.locator("article.suggestion h3").inner_text().startswith("ສໍາມະນາກ່ຽວກັບການປົກຄອງທີ່ດີ")
     assert "ມີນາ" in page.locator("article.suggestion").inner_text()
@@ -70,7 +70,8 @@ def test_a_chair_approves(world, site, page):
     world.open_step("approval", due=local(2020, 3, 1, 17, 0))
     world.now[0] = local(2020, 2, 20, 10, 0)
     page.goto(site + world.link("chair@example.org", "approval", "approve", revision=1))
-    page.click("button.approve")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("button.approve")
     assert page.locator(".decided").get_attribute("data-decision") == "approve"
     with Session(world.engine) as session:
         assert [(d.decision, d.plan_revision) for d in session.exec(select(Decision)).all()] == [("approve", 1)]
@@ -84,7 +85,8 @@ def test_a_cochair_rejects_with_a_reason_and_the_revision_loop_runs(world, site,
     page.click("button.reject")  # no reason: the browser's `required` stops it; nothing is sent
     assert world.counts()[2] == 0
     page.fill("#reason", "ກະລຸນາເພີ່ມກິດຈະກໍາ SDG 16")
-    page.click("button.reject")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("button.reject")
     assert page.locator(".decided").get_attribute("data-decision") == "reject"
     world.tick(now)  # the engine reacts: plan revision 2, the secretariat is asked to revise
     page.goto(link)
@@ -98,7 +100,8 @@ def test_a_cochair_rejects_with_a_reason_and_the_revision_loop_runs(world, site,
     world.tick(now + timedelta(days=1))
     world.now[0] = now + timedelta(days=2)
     page.goto(site + world.link("cochair.moj@example.org", "approval", "approve", revision=2))
-    page.click("button.approve")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("button.approve")
     assert page.locator(".decided").get_attribute("data-decision") == "approve"
     with Session(world.engine) as session:
         assert session.exec(select(Notification).where(Notification.kind == "approval_request",
@@ -111,7 +114,8 @@ def test_an_rsvp_decline_shows_in_status(world, site, page):
     page.goto(site + world.link("m3@example.org", "annual_review_meeting", "rsvp"))
     page.check("input[name=partstat][value=DECLINED]")
     page.fill("#reason", "ໄປຕ່າງແຂວງ")
-    page.click("form.answer button[type=submit]")
+    with page.expect_navigation():  # a form's POST and its redirect, or a link: wait for the page it lands on
+        page.click("form.answer button[type=submit]")
     assert "ບໍ່ເຂົ້າຮ່ວມ" in page.locator(".answer-state").inner_text()
     with Session(world.engine) as session:
         status = cycle_status(session, session.get(Cycle, world.cycle_id))
