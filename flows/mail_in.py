@@ -18,7 +18,6 @@ transaction, so a crash before the mail is moved never records it twice. `ingest
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -30,7 +29,7 @@ from calendars.rsvp import check_reply, has_calendar, replies_in_message
 from flows import answers
 from flows.state import CycleState, outbox_key
 from models.tables import AddressStatus, Cycle, InboundMail, Member, Notification, Step
-from notifications.compose import build_message, message_id_for
+from notifications.compose import build_message, message_id_for, sender_domain
 from notifications.inbound import MAX_BYTES, Inbound, TooLarge, parse, read_limited
 from notifications.inbound_address import is_reply_address, row_of
 from notifications.outbox import enqueue, failure_report_context
@@ -289,7 +288,7 @@ def _tell_secretariat(session: Session, inbound: Inbound, dsn, state: str, now: 
           "error": f"{dsn.status} {dsn.diagnostic}".strip()
                    + (" (deferred: the server still tries)" if state == "deferred" else "")}])
     rendered = render_message("failure_report", context)
-    message_id = message_id_for(key, parseaddr(config.sender)[1].rpartition("@")[2] or "localhost")
+    message_id = message_id_for(key, sender_domain(config.sender))
     payload = build_message(rendered, sender=config.sender, to=[secretariat[0]], cc=secretariat[1:], reply_to=None,
                             message_id=message_id, auto_submitted=True, date=now)
     return enqueue(session, key=key, cycle_id=cs.cycle.id, recipient=secretariat[0], cc=secretariat[1:],

@@ -3,7 +3,6 @@
 import json
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from email.utils import parseaddr
 from functools import cached_property
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -15,6 +14,7 @@ from models.audience import ROLE_TITLES, Addressee, audience
 from models.definition import CycleDefinition, StepDef
 from models.memo import Memo
 from models.tables import Cycle, Step, WorkingGroup
+from notifications.compose import sender_domain
 
 FINISHED = ("closed", "done", "skipped")
 DEFAULT_SENDER = "Roundtable <roundtable@localhost>"
@@ -110,7 +110,7 @@ class CycleState:
     @cached_property
     def domain(self) -> str:
         """The sender's domain: Message-IDs and calendar UIDs are made in it."""
-        return parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
+        return sender_domain(self.sender)
 
     @cached_property
     def group(self) -> WorkingGroup:

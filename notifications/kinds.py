@@ -9,9 +9,10 @@ tests/test_kinds.py fails when a kind lacks an entry, a template, a sample or a 
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.definition import LATE_POLICIES
+
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 TEMPLATE_NAMES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
-LATE_POLICIES = ("send_late", "skip_if_stale", "fold")
 # The recipient's link is the step's own answer page (a call of a collect step: respond; of a review: checklist).
 STEP_LINK = "step"
 # Every purpose a link may carry: one page each in the web app.

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from models.memo import Memo
 from models.tables import Notification, NotificationPayload
-from notifications.compose import build_message, message_id_for
+from notifications.compose import build_message, message_id_for, sender_domain
 from notifications.kinds import kind_of
 from notifications.render import render_message
 from notifications.transports import PermanentError, Refused, TransientError, Transport
@@ -498,7 +498,7 @@ def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Se
         first_context.get("year", now.year), first_context.get("tz", "Asia/Vientiane"),
         [entry for _, entry in delivery.failures])
     rendered = render_message(FAILURE_REPORT, context)
-    message_id = message_id_for(key, parseaddr(sender)[1].rpartition("@")[2] or "localhost")
+    message_id = message_id_for(key, sender_domain(sender))
     payload = build_message(rendered, sender=sender, to=[secretariat[0]], cc=list(secretariat[1:]), reply_to=None,
                             message_id=message_id, auto_submitted=kind_of(FAILURE_REPORT).automatic, date=now)
     with Session(engine) as session:
