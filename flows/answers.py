@@ -22,10 +22,13 @@ import yaml
 from sqlalchemy import bindparam, or_
 from sqlmodel import Session, select
 
-from flows.state import CycleState
+from flows.cycle import late_policy
+from flows.state import CycleState, outbox_key
+from flows.steps.collect import RECEIPT
 from models.audience import principals_of
-from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Membership, PlanActivity, Response,
-                           Step, WorkingGroup)
+from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Member, Membership, PlanActivity,
+                           Response, Step, WorkingGroup)
+from notifications.outbox import enqueue
 
 CHANNELS = ("web", "mail", "cli", "simulator")
 PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")
@@ -201,9 +204,10 @@ def _save(session: Session, ctx: _Context, row: Response | Decision | None, new:
 def record_suggestion(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
                       title: str, what: str = "", why: str = "", months: Iterable[int] = (), lead: str = "",
                       serves: Iterable[str] = (), serves_other: str = "", suggestion_id: int | None = None,
-                      revision: int | None = None) -> Accepted:
+                      revision: int | None = None, receipt: bool = False) -> Accepted:
     """A suggested activity (a person may file several). `suggestion_id` edits one of theirs, which is
-    allowed until the deadline. `serves` names entries of the list kept as data; `serves_other` is free."""
+    allowed until the deadline. `serves` names entries of the list kept as data; `serves_other` is free.
+    `receipt`: the person gets a copy of all they have filed by mail (the web form asks for one)."""
     ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel, kinds=("collect",),
                  revision=revision)
     title = _text("title", title, required=True, limit=300)
@@ -218,8 +222,22 @@ def record_suggestion(*, session: Session, member_id: int, step_id: int, now: da
     data = {"title": title, "what": _text("what", what), "why": _text("why", why), "months": months,
             "lead": _text("lead organisation", lead, limit=300), "serves": serves,
             "serves_other": _text("other aim", serves_other, limit=300)}
-    return _editable(session, ctx, "suggestion", suggestion_id, member_id=member_id, now=now, channel=channel,
-                     body=title, data=data, detail={"title": title})
+    accepted = _editable(session, ctx, "suggestion", suggestion_id, member_id=member_id, now=now, channel=channel,
+                         body=title, data=data, detail={"title": title})
+    if receipt:
+        _schedule_receipt(session, ctx, member_id, now, accepted.row.id)
+    return accepted
+
+
+def _schedule_receipt(session: Session, ctx: _Context, member_id: int, now: datetime, suggestion_id: int) -> None:
+    """The receipt, due now: the next tick writes it (flows/steps/collect.py lists the suggestions as they stand
+    then) and sends it; `serve` wakes the tick after every answer. One per filing: the suggestion and the
+    moment tell them apart."""
+    step, slot = ctx.step, f"{suggestion_id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
+    enqueue(session, key=outbox_key(step.cycle_id, step.key, RECEIPT, slot, member_id, 0), cycle_id=step.cycle_id,
+            step_id=step.id, step_key=step.key, member_id=member_id, recipient=session.get(Member, member_id).email,
+            kind=RECEIPT, slot=slot, policy=late_policy(ctx.cs.definition, RECEIPT), state="scheduled", due_at=now,
+            created_at=now)
 
 
 def withdraw_suggestion(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,

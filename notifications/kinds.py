@@ -75,6 +75,8 @@ for _kind in (
     MessageKind("approval_request", link="approve", deadline="due", deadline_event=True, attachments=True),
     MessageKind("decision_notice", link="status"),
     MessageKind("revision_request", link="status"),
+    # A copy of what a member has filed in a collect step, after each filing on the web (flows/answers.py).
+    MessageKind("suggestion_receipt", automatic=True, link=STEP_LINK, deadline="due"),
     MessageKind("review_outcome", automatic=True),  # each author: what the review made of their suggestions
     MessageKind("escalation", late_policy="skip_if_stale", automatic=True, link="status"),
     MessageKind("submission", link="receipt", deadline="due", attachments=True),

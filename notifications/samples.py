@@ -111,6 +111,11 @@ _VARIANTS = {
         "opens_at": datetime(2020, 1, 6, 8, 0, tzinfo=VIENTIANE),
         "due_at": datetime(2020, 1, 31, 17, 0, tzinfo=VIENTIANE),
         "starts_at": None, "ends_at": None, "location_lo": None, "location_en": None}},
+    "suggestion_receipt": {"extra": {"suggestions": [
+        {"title": "ສໍາມະນາກ່ຽວກັບການປົກຄອງທີ່ດີ ຂັ້ນທ້ອງຖິ່ນ", "what": "ກອງປະຊຸມສອງມື້ ຢູ່ 3 ແຂວງ",
+         "months_lo": "ມີນາ, ເມສາ", "months_en": "March, April", "lead": "ກະຊວງພາຍໃນ"},
+        {"title": "Thematic workshop on the civil code", "what": "", "months_lo": "", "months_en": "",
+         "lead": ""}]}},
     "review_outcome": {"deadline": None, "link": None, "extra": {"suggestions": [
         {"title": "ສໍາມະນາກ່ຽວກັບການປົກຄອງທີ່ດີ ຂັ້ນທ້ອງຖິ່ນ (SDG 16)", "outcome": "accepted",
          "activity_lo": "ສໍາມະນາກ່ຽວກັບການປົກຄອງທີ່ດີ", "activity_en": "Seminar on Good Governance at local level",

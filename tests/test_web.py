@@ -2,6 +2,8 @@
 
 import io
 import logging
+from email import message_from_bytes
+from email.policy import default
 from datetime import timedelta
 
 import pytest
@@ -47,12 +49,18 @@ def test_suggestions_file_edit_withdraw_escaped_and_a_receipt_by_mail(world, cli
         suggestion = session.exec(select(Response).where(Response.kind == "suggestion")).one()
         assert suggestion.data["months"] == [2, 3] and suggestion.data["serves"] == ["sdg16"]
         receipt = session.exec(select(Notification).where(Notification.kind == "suggestion_receipt")).one()
-        assert receipt.state == "ready" and receipt.recipient == "m1@example.org"
-        mail = payload_of(session, receipt.id).decode()
-        assert "Subject:" in mail and "To: m1@example.org" in mail
+        assert (receipt.state, receipt.recipient, receipt.due_at) == ("scheduled", "m1@example.org", world.clock())
         audit = session.exec(select(AnswerAudit)).one()
         assert (audit.channel, audit.kind, audit.action) == ("web", "suggestion", "create")
     assert world.answered == [(world.steps["call_for_suggestions"], "suggestion")]
+    world.tick(world.clock())  # the receipt is written by the tick (serve wakes it after each answer)
+    with Session(world.engine) as session:
+        mail = message_from_bytes(payload_of(session, receipt.id), policy=default)
+        assert mail["To"] == "m1@example.org" and mail["Auto-Submitted"] == "auto-generated"
+        text, html = (mail.get_body((kind,)).get_content() for kind in ("plain", "html"))
+        assert "<script>alert(1)</script> ສໍາມະນາ" in text and "ກອງປະຊຸມ" in text and "ກຸມພາ, ມີນາ" in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; ສໍາມະນາ" in html and "<script>" not in html
+        assert "February, March" in text and "/action/respond." in text  # their own link to edit or withdraw
     # edit, then withdraw
     edit_page = client.get(f"{url}?edit={suggestion.id}")
     assert 'value="&lt;script&gt;alert(1)&lt;/script&gt; ສໍາມະນາ"' in edit_page.text

@@ -201,13 +201,11 @@ def answer_respond(session, action, form, files):
     if form.get("op") == "withdraw":
         answers.withdraw_suggestion(**_args(session, action), suggestion_id=_id(form) or 0)
         return "withdrawn", "suggestion"
-    accepted = answers.record_suggestion(
+    answers.record_suggestion(
         **_args(session, action), title=form.get("title", ""), what=form.get("what", ""), why=form.get("why", ""),
         months=[_int(m, "month") for m in form.get("months", [])], lead=form.get("lead", ""),
-        serves=form.get("serves", []), serves_other=form.get("serves_other", ""), suggestion_id=_id(form))
-    from roundtable.web.receipts import enqueue_suggestion_receipt
-
-    enqueue_suggestion_receipt(session, action, accepted.row)
+        serves=form.get("serves", []), serves_other=form.get("serves_other", ""), suggestion_id=_id(form),
+        receipt=True)
     return "saved", "suggestion"
 
 
