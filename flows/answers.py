@@ -26,6 +26,7 @@ from flows.cycle import late_policy
 from flows.state import CycleState, outbox_key
 from flows.steps.collect import RECEIPT
 from models.audience import principals_of
+from models.db import insert_row
 from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Member, Membership, PlanActivity,
                            Response, Step, WorkingGroup)
 from notifications.outbox import enqueue
@@ -161,9 +162,9 @@ def open_for(step: Step, now: datetime) -> bool:
 
 def _audit(session: Session, ctx: _Context, *, member_id: int, now: datetime, channel: str, kind: str,
            action: str, ref_id: int | None, detail: dict) -> None:
-    session.add(AnswerAudit(at=now, member_id=member_id, step_id=ctx.step.id, cycle_id=ctx.step.cycle_id,
-                            kind=kind, action=action, channel=channel, late=ctx.late, ref_id=ref_id,
-                            detail=detail))
+    insert_row(session, AnswerAudit(at=now, member_id=member_id, step_id=ctx.step.id, cycle_id=ctx.step.cycle_id,
+                                    kind=kind, action=action, channel=channel, late=ctx.late, ref_id=ref_id,
+                                    detail=detail))
 
 
 def _text(name: str, value: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
@@ -191,8 +192,10 @@ def _save(session: Session, ctx: _Context, row: Response | Decision | None, new:
     target = new if row is None else row
     if isinstance(target, Response) and ctx.late:
         target.data = {**target.data, "late": True}
-    session.add(target)
-    session.flush()
+    if row is None:
+        insert_row(session, target)
+    else:
+        session.flush()
     _audit(session, ctx, member_id=member_id, now=now, channel=channel, kind=kind, action=action,
            ref_id=target.id, detail=detail)
     return Accepted(target, ctx.late)

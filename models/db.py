@@ -7,9 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, insert, inspect, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import Session, SQLModel
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -124,3 +125,28 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def insert_row_plain(session: Session, row: SQLModel) -> SQLModel:
+    """A new row written now, its id set: the unit of work's way (what `insert_row` must equal)."""
+    session.add(row)
+    session.flush()
+    return row
+
+
+def insert_row(session: Session, row: SQLModel) -> SQLModel:
+    """`insert_row_plain` without the unit of work: one INSERT of the row's column values on the session's
+    connection, then the row joins the session as if it had been loaded (a later change to it is flushed as
+    usual). The flush cost ~0.25 ms a row, and every answer writes two (tests/test_insert_row.py)."""
+    columns = _columns_of(type(row))
+    values = {column: getattr(row, key) for key, column in columns if not (column == "id" and row.id is None)}
+    row.id = session.connection().execute(insert(row.__table__), values).inserted_primary_key[0]
+    make_transient_to_detached(row)
+    session.add(row)
+    return row
+
+
+@lru_cache(maxsize=64)
+def _columns_of(model: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, column name) of each mapped column."""
+    return tuple((attribute.key, attribute.columns[0].name) for attribute in inspect(model).column_attrs)
