@@ -38,6 +38,7 @@ from sqlmodel import Session  # noqa: E402
 from models.db import make_engine, upgrade  # noqa: E402
 from models.tables import Member, Membership, Step, WorkingGroup  # noqa: E402
 from notifications.links import sign_action  # noqa: E402
+from roundtable.web.app import SERVER_OPTIONS  # noqa: E402
 from tests.web_helpers import wait_until_serving  # noqa: E402
 
 SECRET = "bench-web-secret"
@@ -264,7 +265,8 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "bench_web:served_app",
                                    "--app-dir", str(Path(__file__).resolve().parent), "--host", "127.0.0.1",
                                    "--port", str(port), "--log-level", "warning", "--no-access-log",
-                                   "--timeout-keep-alive", "120", "--workers", str(args.workers)],
+                                   "--timeout-keep-alive", "120", "--workers", str(args.workers),
+                                   *(f"--{name}={value}" for name, value in SERVER_OPTIONS.items())],
                                   env=env, cwd=ROOT)
         try:
             base = f"http://127.0.0.1:{port}"

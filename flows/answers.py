@@ -117,11 +117,11 @@ def _check(session: Session, *, member_id: int, step_id: int, now: datetime, cha
 
 def _holds(session: Session, member_id: int, roles, groups: tuple[str, Any], day) -> bool:
     """Whether the member holds one of `roles` in a group matching `groups` (a key of _HOLDS, its value) on
-    `day` (one narrow query, not the whole audience: the simulator records thousands of answers)."""
-    with session.no_autoflush:  # memberships are not what an answer changes: no flush of its rows first
-        condition, value = groups
-        found = session.exec(_HOLDS[condition], params={"member_id": member_id, "roles": list(roles), "day": day,
-                                                         "groups": value}).first()
+    `day` (one narrow query, not the whole audience: the simulator records thousands of answers). Asked of the
+    session's connection: memberships are not what an answer changes (no flush first), and no ORM rows come back."""
+    condition, value = groups
+    found = session.connection().execute(_HOLDS[condition], {"member_id": member_id, "roles": list(roles), "day": day,
+                                                              "groups": value}).first()
     return found is not None
 
 

@@ -173,6 +173,8 @@ class Serve:
     def _serve_web(self, host: str, port: int) -> None:
         import uvicorn
 
+        from roundtable.web.app import SERVER_OPTIONS
+
         outer = self
 
         class _Server(uvicorn.Server):
@@ -181,7 +183,7 @@ class Serve:
                 super().handle_exit(sig, frame)
 
         config = uvicorn.Config(self._app(), host=host, port=port, log_level="info",
-                                timeout_graceful_shutdown=STOP_WITHIN / 2, lifespan="on")
+                                timeout_graceful_shutdown=STOP_WITHIN / 2, lifespan="on", **SERVER_OPTIONS)
         self._server = _Server(config)
         self.log.info("roundtable serve on http://%s:%d (/healthz, /metrics)", host, port)
         self._server.run()

@@ -37,7 +37,10 @@ def register(root: typer.Typer) -> None:
             app = served_app(now)
         except ValueError as exc:
             fail(str(exc))
-        options = dict(host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+        from roundtable.web.app import SERVER_OPTIONS
+
+        options = dict(host=host, port=port, log_level="info", proxy_headers=False, server_header=False,
+                       **SERVER_OPTIONS)
         if workers == 1:
             uvicorn.run(app, **options)
             return

@@ -5,6 +5,7 @@ flows.answers. A link is bound to member + step + purpose + plan revision and la
 closes plus a grace period. `create_app()` is what `roundtable web` runs and `serve` mounts.
 """
 
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,14 +21,15 @@ from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from flows.answers import AnswerRefused
-from models.db import make_engine
+from models.db import BackgroundCheckpoints, make_engine
 from models.definition import CycleDefinition, StepDef
 from models.settings import get_settings
 from models.tables import Cycle, Document, Member, Step, WorkingGroup
 from notifications.links import ActionLinkError, verify_action
 from roundtable.web import desk, pages
+from roundtable.web.forms import BadForm, read_form
 from roundtable.web.render import Bi, page
-from roundtable.web.security import Csrf, Guard, TooLarge, redact_access_log
+from roundtable.web.security import Csrf, Guard, redact_access_log
 
 STATIC = Path(__file__).with_name("static")
 GRACE = timedelta(days=14)  # a link outlives its step's close by this much (to show what was decided)
@@ -35,6 +37,10 @@ LINK_MAX_AGE = timedelta(days=730)  # the signature's own limit; the step's clos
 # Purposes signed before the kinds registry (issue 9): read as their successors.
 ALIASES = {"meeting": "rsvp", "review": "checklist", "task": "status"}
 SECRET_BESIDE_DB = "secret_key"  # `simulate --out DIR` writes the key it signed with here
+# How uvicorn runs the app (`roundtable web`, `serve`, bench/bench_web.py): httptools' parser (a dependency: h11's
+# costs ~0.1 ms a request), and asyncio's loop even where uvloop is installed (at 50 clients uvloop answered
+# some connections ten times later than the rest: p99 590 ms against 53 ms).
+SERVER_OPTIONS = {"loop": "asyncio", "http": "httptools"}
 
 
 @dataclass
@@ -123,7 +129,20 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     async def call(fn, *args):
         return fn(*args) if inline else await run_in_threadpool(fn, *args)
 
-    app = FastAPI(title="Roundtable", docs_url=None, redoc_url=None, openapi_url=None)
+    checkpoints = BackgroundCheckpoints(engine) if inline else None
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        if checkpoints is not None:
+            checkpoints.start()
+        try:
+            yield
+        finally:
+            if checkpoints is not None:
+                checkpoints.stop()
+
+    app = FastAPI(title="Roundtable", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.checkpoints = checkpoints
     app.add_middleware(Guard)
     redact_access_log()
 
@@ -195,18 +214,9 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     @app.post("/action/{token}")
     async def action_post(token: str, request: Request) -> Response:
         try:
-            data = await request.form(max_files=1, max_fields=200)
-        except TooLarge:
-            raise  # the Guard answers 413
-        except Exception:  # noqa: BLE001 - a malformed body is the sender's problem, answered plainly
+            form, files = await read_form(request, pages.MULTI)
+        except BadForm:
             return refused_page("bad-form", 400)
-        form = {key: (data.getlist(key) if key in pages.MULTI else value)
-                for key, value in data.items() if isinstance(value, str)}
-        files = {}
-        for key, value in data.items():
-            if not isinstance(value, str):
-                files[key] = (value.filename or "", await value.read())
-        await data.close()
         return await call(answer, token, form, files)
 
     @app.get("/action/{token}/file/{document_id}")

@@ -33,7 +33,8 @@ from notifications.compose import build_message, message_id_for
 from notifications.outbox import enqueue
 from notifications.links import feed_token, feed_url, read_feed_token
 from notifications.render import Rendered
-from roundtable.web.pages import MONTHS, REFUSALS, STATES
+from roundtable.web.forms import BadForm, read_form
+from roundtable.web.pages import LINK_PROBLEMS, MONTHS, REFUSALS, STATES
 from roundtable.web.render import Bi, page
 from roundtable.web.security import Csrf
 
@@ -336,12 +337,10 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
                   anchor: str = ""):
         """A POST of the desk: signed in, allowed to act on this cycle, CSRF; then `change(session, member,
         cycle, form, files)` through flows (a refusal shows the page again with the reason, nothing kept)."""
-        data = await request.form(max_files=1, max_fields=200)
-        form = {key: (data.getlist(key) if key in ("serves",) else value)
-                for key, value in data.items() if isinstance(value, str)}
-        files = {key: (value.filename or "", await value.read()) for key, value in data.items()
-                 if not isinstance(value, str)}
-        await data.close()
+        try:
+            form, files = await read_form(request, {"serves"})
+        except BadForm:
+            return page("desk_refused.html.j2", {"bi": Bi(), "problem": LINK_PROBLEMS["bad-form"]}, status=400)
         with Session(engine, expire_on_commit=False) as session:
             got = with_cycle(request, session, cycle_id)
             if isinstance(got, Response):
