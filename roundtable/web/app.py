@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from flows.answers import AnswerRefused
+from flows.state import KNOWN_DEFINITIONS
 from models.db import BackgroundCheckpoints, make_engine
 from models.definition import CycleDefinition, StepDef
 from models.settings import get_settings
@@ -72,13 +73,12 @@ class Action:
         return f"/action/{self.token}"
 
 
-# The person, the step, its cycle (its big definition left unread) and group: one query, built once (building
-# a select with its joins costs more Python than SQLite takes to answer it).
-# A POST reads the definition too (flows.answers checks the audience with it): in the same query, not a second one.
-_ACTION_ROWS_FOR_ANSWER = (select(Member, Step, Cycle, WorkingGroup).select_from(Step)
-                           .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
-                           .join(Member, Member.id == bindparam("member_id")).where(Step.id == bindparam("step_id")))
-_ACTION_ROWS = _ACTION_ROWS_FOR_ANSWER.options(defer(Cycle.definition))
+# The person, the step, its cycle (its big definition left unread: the app keeps each cycle's parsed) and group:
+# one query, built once (building a select with its joins costs more Python than SQLite takes to answer it).
+_ACTION_ROWS = (select(Member, Step, Cycle, WorkingGroup).select_from(Step)
+                .join(Cycle, Cycle.id == Step.cycle_id).join(WorkingGroup, WorkingGroup.id == Cycle.group_id)
+                .join(Member, Member.id == bindparam("member_id")).where(Step.id == bindparam("step_id"))
+                .options(defer(Cycle.definition)))
 
 
 class LinkRefused(Exception):
@@ -146,7 +146,7 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
     app.add_middleware(Guard)
     redact_access_log()
 
-    def resolve(session: Session, token: str, rows=_ACTION_ROWS) -> Action:
+    def resolve(session: Session, token: str) -> Action:
         now = clock()
         try:
             claims = verify_action(secret, token, max_age=LINK_MAX_AGE)
@@ -155,7 +155,7 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
         purpose = ALIASES.get(claims["purpose"], claims["purpose"])
         if purpose not in pages.PURPOSES:
             raise LinkRefused("invalid")
-        found = session.exec(rows, params={"member_id": claims["member_id"],
+        found = session.exec(_ACTION_ROWS, params={"member_id": claims["member_id"],
                                                    "step_id": claims["step_id"]}).first()
         if found is None:
             raise LinkRefused("invalid")
@@ -167,18 +167,20 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
             raise LinkRefused("expired", 410)
         if purpose == "approve" and claims["revision"] != cycle.plan_revision:
             raise LinkRefused("voided", 410)
+        definition = definition_of(session, cycle)
+        session.info[KNOWN_DEFINITIONS] = {cycle.id: definition}  # what flows.answers checks the audience with
         return Action(token, purpose, claims["revision"], member, step, cycle, group, now, sender, base_url,
-                      definition_of(session, cycle).step(step.key))
+                      definition.step(step.key))
 
     def refused_page(code: str, status: int) -> HTMLResponse:
         return page("refused.html.j2", {"bi": Bi(), "code": code, "problem": pages.LINK_PROBLEMS[code]},
                     status=status)
 
-    def with_action(token: str, then: Callable[[Session, Action], Response], rows=_ACTION_ROWS) -> Response:
+    def with_action(token: str, then: Callable[[Session, Action], Response]) -> Response:
         """`then(session, action)` for a link that checks out; the refusal page for one that does not."""
         with Session(engine, expire_on_commit=False) as session:
             try:
-                action = resolve(session, token, rows)
+                action = resolve(session, token)
             except LinkRefused as refused:
                 return refused_page(refused.code, refused.status)
             return then(session, action)
@@ -188,8 +190,7 @@ def create_app(*, engine: Engine | None = None, secret: str | None = None,
             session, action, csrf.issue(token), query))
 
     def answer(token: str, form: dict, files: dict) -> Response:
-        return with_action(token, lambda session, action: record(session, action, token, form, files),
-                           _ACTION_ROWS_FOR_ANSWER)
+        return with_action(token, lambda session, action: record(session, action, token, form, files))
 
     def record(session: Session, action: Action, token: str, form: dict, files: dict) -> Response:
         if not csrf.valid(token, form.get("csrf")):
