@@ -5,12 +5,13 @@ suggestions (every member has a `respond` link). One uvicorn process (one worker
 runs) serves the app and, in the same process, a bare FastAPI page (`/bare`: one route returning a
 small HTML string, no database) — the floor the framework, the server and the loopback set.
 
-Measured from another process (httpx, asyncio, 50 clients, each a different member with its own link):
+Measured from another process (wrk when installed, else httpx/asyncio; 50 clients, each a different
+member with its own link):
   - GET of the action page (the suggestion form with the member's own suggestions),
-  - POST of a suggestion (CSRF checked, answer recorded with its audit row, receipt mail rendered and
-    put in the outbox, committed; the 303 redirect is not followed),
+  - POST of a suggestion (CSRF checked, answer recorded with its audit row, the receipt scheduled in the
+    outbox for the tick to write, committed; the 303 redirect is not followed),
   - GET of the bare page,
-each phase on its own, latency per request (perf_counter around the call): p50, p99, requests/s.
+each phase on its own: p50, p99, requests/s.
 Goal: p99 ≤ 100 ms (GET) and ≤ 150 ms (POST) on SQLite; the ratio to the bare page is printed.
 
     .venv/bin/python bench/bench_web.py                  # 3,000 members, 50 clients
