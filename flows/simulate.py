@@ -27,7 +27,7 @@ from calendars.timeline import compute_timeline
 from flows import answers, simulate_desk
 from flows.answers import AnswerRefused
 from flows.cycle import start_cycle
-from flows.state import FINISHED, CycleState
+from flows.state import FINISHED, KNOWN_DEFINITIONS, CycleState
 from flows.tick import EngineConfig, next_due, tick
 from models.db import make_engine, upgrade
 from models.definition import CycleDefinition
@@ -239,6 +239,9 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
         # only writer, and it never expires them).
         held_steps = session.exec(select(Step).where(Step.cycle_id.in_(cycle_ids))).all()  # noqa: F841
         held_groups = session.exec(select(WorkingGroup)).all()  # noqa: F841
+        # Each snapshot parsed once for the run, as the web app keeps them: every answer and tick would otherwise
+        # serialise the definition again to recognise it (flows.state.KNOWN_DEFINITIONS).
+        session.info[KNOWN_DEFINITIONS] = {cycle.id: CycleState(session, cycle).definition for cycle in cycles}
         with (out_dir / "messages.jsonl").open("w", encoding="utf-8") as log:
             while True:
                 moment, ready_at = _next_moment(session, cycle_ids, now, agents)

@@ -186,10 +186,15 @@ def insert_row(session: Session, row: SQLModel) -> SQLModel:
     usual). The flush cost ~0.25 ms a row, and every answer writes two (tests/test_insert_row.py)."""
     columns = _columns_of(type(row))
     values = {column: getattr(row, key) for key, column in columns if not (column == "id" and row.id is None)}
-    row.id = session.connection().execute(insert(row.__table__), values).inserted_primary_key[0]
+    row.id = session.connection().execute(_insert_into(row.__table__), values).inserted_primary_key[0]
     make_transient_to_detached(row)
     session.add(row)
     return row
+
+
+@lru_cache(maxsize=64)
+def _insert_into(table):
+    return insert(table)
 
 
 @lru_cache(maxsize=64)
