@@ -42,8 +42,8 @@ def test_commands_that_need_neither_prefect_nor_the_web_do_not_import_them(tmp_p
     assert not modules_after(*args, cwd=tmp_path) & set(HEAVY)
 
 
-# What `roundtable status` only reads, so need not import: templates and Lao dates (rendering), iCalendar.
-NOT_FOR_STATUS = ("jinja2", "babel", "icalendar")
+# What `roundtable status` only reads, so need not import: templates and Lao dates (rendering), iCalendar, YAML.
+NOT_FOR_STATUS = ("jinja2", "babel", "icalendar", "yaml")
 
 
 def test_status_of_a_live_cycle_imports_nothing_of_rendering_or_parsing(tmp_path):
