@@ -29,11 +29,12 @@ from calendars.rsvp import check_reply, has_calendar, replies_in_message
 from flows import answers
 from flows.state import CycleState, outbox_key
 from models.tables import AddressStatus, Cycle, InboundMail, Member, Notification, Step
-from notifications.compose import build_message, message_id_for, sender_domain
+from notifications.compose import build_message, message_id_for
 from notifications.inbound import MAX_BYTES, Inbound, TooLarge, parse, read_limited
 from notifications.inbound_address import is_reply_address, row_of
 from notifications.outbox import enqueue, failure_report_context
 from notifications.render import render_message
+from notifications.sender import sender_domain
 
 PROCESSED = "Processed"
 NEEDS_ATTENTION = "Needs attention"

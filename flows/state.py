@@ -14,7 +14,7 @@ from models.audience import ROLE_TITLES, Addressee, audience
 from models.definition import CycleDefinition, StepDef
 from models.memo import Memo
 from models.tables import Cycle, Step, WorkingGroup
-from notifications.compose import sender_domain
+from notifications.sender import sender_domain
 
 FINISHED = ("closed", "done", "skipped")
 DEFAULT_SENDER = "Roundtable <roundtable@localhost>"

@@ -19,7 +19,7 @@ from email.header import Header
 from email.message import EmailMessage, MIMEPart
 from functools import lru_cache
 from email.policy import EmailPolicy
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 from typing import Sequence
 
 from models.memo import Memo
@@ -67,11 +67,6 @@ class CalendarPart:
     method: str  # REQUEST | CANCEL | PUBLISH ... must equal METHOD inside the ics
     ics: bytes
     filename: str = "invite.ics"
-
-
-def sender_domain(sender: str) -> str:
-    """The domain of a From address ("Name <a@example.org>" -> example.org): Message-IDs and UIDs are made in it."""
-    return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
 
 
 def message_id_for(key: str, domain: str) -> str:

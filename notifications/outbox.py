@@ -24,9 +24,10 @@ from sqlmodel import Session
 
 from models.memo import Memo
 from models.tables import Notification, NotificationPayload
-from notifications.compose import build_message, message_id_for, sender_domain
+from notifications.compose import build_message, message_id_for
 from notifications.kinds import kind_of
 from notifications.render import render_message
+from notifications.sender import sender_domain
 from notifications.transports import PermanentError, Refused, TransientError, Transport
 
 log = logging.getLogger("roundtable.outbox")
