@@ -43,7 +43,8 @@ def percentile(samples: list[float], q: float) -> float:
 
 def cli_env(directory: Path, **extra) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ROUNDTABLE_")}
-    env.update(ROUNDTABLE_DATABASE_URL=f"sqlite:///{directory / 'rt.db'}", ROUNDTABLE_SECRET_KEY="bench-secret",
+    env.update(ROUNDTABLE_DATABASE_URL=f"sqlite:///{directory / 'rt.db'}",
+               ROUNDTABLE_SECRET_KEY="bench-secret-of-at-least-32-bytes",  # a short one is warned about, each run
                PYTHONIOENCODING="utf-8", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
     return env
 

@@ -43,7 +43,7 @@ def test_commands_that_need_neither_prefect_nor_the_web_do_not_import_them(tmp_p
 
 
 # What `roundtable status` only reads, so need not import: templates and Lao dates (rendering), iCalendar, YAML.
-NOT_FOR_STATUS = ("jinja2", "babel", "icalendar", "yaml")
+NOT_FOR_STATUS = ("jinja2", "babel", "icalendar", "yaml", "rich")
 
 
 def test_status_of_a_live_cycle_imports_nothing_of_rendering_or_parsing(tmp_path):
@@ -57,6 +57,14 @@ def test_status_of_a_live_cycle_imports_nothing_of_rendering_or_parsing(tmp_path
     result, loaded = run_listing_modules("status", cwd=tmp_path)
     assert result.returncode == 0 and "annual_review_meeting" in result.stdout, result.stderr
     assert not loaded & set(NOT_FOR_STATUS)
+
+
+def test_status_keeps_a_typed_reason_on_its_line(capsys):
+    from roundtable.commands.status import say
+
+    say("      co-chair@example.org: reject (revision 1) Budget too high.\r\nSee annex\t[/b] 🙂 :smile:")
+    assert capsys.readouterr().out == \
+        "      co-chair@example.org: reject (revision 1) Budget too high. See annex [/b] 🙂 :smile:\n"
 
 
 def test_the_table_says_what_each_command_says():

@@ -5,28 +5,45 @@ from datetime import date, datetime, timedelta, timezone
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from rich.console import Console
-from rich.text import Text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.db import engine_for, normalise_url, upgrade
 from models.settings import MOMENT_YEARS, SecretKeyError, Settings, get_settings, secret_key_problems
 
-# Markup off: user text (file names, anchors, hints like "[KEY=DATE]") is printed as it is, never read
-# as Rich markup (a stray "[/x]" crashed the console, bracketed hints vanished).
-console = Console(highlight=False, soft_wrap=True, markup=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+CONSOLES = {"console": False, "err_console": True}  # name: on stderr
+
+
+def __getattr__(name: str):
+    """`console` and `err_console`, made on first use: importing Rich costs ~25 ms of every start, and `status`
+    prints without it. Markup off: user text (file names, anchors, hints like "[KEY=DATE]") is printed as it
+    is, never read as Rich markup (a stray "[/x]" crashed the console, bracketed hints vanished)."""
+    if name not in CONSOLES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    made = globals()[name] = Console(stderr=CONSOLES[name], highlight=False, soft_wrap=True, markup=False)
+    return made
+
+
+def _stderr():
+    return globals().get("err_console") or __getattr__("err_console")
+
+
+def _flagged(flag: str, colour: str, message: str) -> None:
+    from rich.text import Text
+
+    _stderr().print(Text.assemble((flag, colour), " ", str(message)))
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr (plain text: callers do not escape anything), then exit `code`."""
-    err_console.print(Text.assemble(("error:", "red"), " ", str(message)))
+    _flagged("error:", "red", message)
     raise SystemExit(code)
 
 
 def warn(message: str) -> None:
-    err_console.print(Text.assemble(("warning:", "yellow"), " ", str(message)))
+    _flagged("warning:", "yellow", message)
 
 
 _warned_for: list[Settings] = []  # the settings object already warned about (one warning per command)
@@ -101,7 +118,7 @@ def fail_plainly(exc: BaseException) -> None:
 
 def progress(message: str) -> None:
     """A progress line that also shows without a terminal (CI logs)."""
-    err_console.print(message, markup=False)
+    _stderr().print(message, markup=False)
     sys.stderr.flush()
 
 
