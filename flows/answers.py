@@ -555,9 +555,14 @@ def audit_action(session: Session, cs: CycleState, *, member_id: int, now: datet
 
 
 def _exists_kind(session: Session, step_id: int, kind: str) -> bool:
-    return session.exec(select(Response.id).where(Response.step_id == step_id, Response.kind == kind)).first() is not None
+    return session.exec(_ANSWERED, params={"step_id": step_id, "kind": kind}).first() is not None
 
 
 def _exists(session: Session, step_id: int, member_id: int, kind: str) -> bool:
-    return session.exec(select(Response.id).where(Response.step_id == step_id, Response.member_id == member_id,
-                                                  Response.kind == kind)).first() is not None
+    return session.exec(_ANSWERED_BY, params={"step_id": step_id, "kind": kind, "member_id": member_id}).first() \
+        is not None
+
+
+# Built once, as _HOLDS: each review disposition asks whether the review is signed off.
+_ANSWERED = select(Response.id).where(Response.step_id == bindparam("step_id"), Response.kind == bindparam("kind"))
+_ANSWERED_BY = _ANSWERED.where(Response.member_id == bindparam("member_id"))

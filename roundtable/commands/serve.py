@@ -123,21 +123,10 @@ class Serve:
 
     # -- the web app ------------------------------------------------------------------------------
     def _app(self):
-        try:
-            from roundtable.web.app import create_app
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("roundtable.web.app",):
-                raise
-            from fastapi import FastAPI
+        from roundtable.web.app import create_app
 
-            self.log.info("web app not installed in this version: serving /healthz and /metrics only")
-            app = FastAPI(title="Roundtable")
-        else:
-            import inspect
-
-            offered = {"engine": self.engine, "on_answer": lambda *_: self.scheduler.wake_now()}
-            accepted = inspect.signature(create_app).parameters
-            app = create_app(**{name: value for name, value in offered.items() if name in accepted})
+        # An answer may settle a step or ask for a receipt: the tick runs now, not at the next sweep.
+        app = create_app(engine=self.engine, on_answer=lambda *_: self.scheduler.wake_now())
         app.include_router(self.ops.router())
         return app
 
