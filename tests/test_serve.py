@@ -12,11 +12,18 @@ import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
+from sqlmodel import Session, select
 
+from calendars.business_days import BusinessCalendar
 from models.db import make_engine, upgrade
+from models.tables import Notification, Step
+from notifications.links import sign_action
+from tests.engine_helpers import LAO, seed_people, start_gswg
 from tests.outbox_helpers import enqueue_ready
 from tests.smtp_server import SmtpServerProcess, free_port
+from tests.web_helpers import csrf_of
 
 MESSAGES = 1500
 
@@ -134,6 +141,46 @@ def test_serve_without_web_wakes_at_the_due_moment(tmp_path, smtp, serve_env):
         assert [r.key for r in records] == ["c1:reminder:wake"], serve.output()
         assert due <= arrived < due + timedelta(seconds=5), (due, arrived)
         assert "engine only" in serve.output() and "sent reminder c1:reminder:wake" in serve.output()
+        assert serve.terminate(within=10) < 10 and serve.process.returncode == 0
+    finally:
+        serve.kill()
+
+
+@pytest.mark.timeout(240)
+def test_serve_runs_a_live_cycle_a_web_answer_gets_its_receipt_at_once(tmp_path, smtp, serve_env):
+    """A live GSWG cycle whose call for suggestions is open today: serve opens it and mails the call; a member
+    files a suggestion on serve's own page and the receipt reaches the SMTP server within seconds (the answer
+    wakes the tick), not at the next sweep."""
+    engine, env = serve_env
+    today = datetime.now(LAO).date()
+    meeting = BusinessCalendar().add_business_days(today, 5)  # the call opened 3 business days ago
+    with Session(engine, expire_on_commit=False) as session:
+        people = seed_people(session)
+        cycle = start_gswg(session, year=meeting.year + 1, anchors={"annual_meeting": datetime(
+            meeting.year, meeting.month, meeting.day, 9, 0, tzinfo=LAO)}, now=datetime.now(LAO))
+        call = session.exec(select(Step).where(Step.cycle_id == cycle.id, Step.key == "call_for_suggestions")).one()
+    link = "/action/" + sign_action(env["ROUNDTABLE_SECRET_KEY"], member_id=people["m1@example.org"].id,
+                                    step_id=call.id, purpose="respond")
+    serve = ServeProcess(tmp_path, env)
+    try:
+        serve.wait_healthy()
+        called = len(people)  # everyone in GSWG and its sub-groups is asked
+        assert len(smtp.wait_for(called, timeout=90)) >= called, serve.output()
+        with httpx.Client(base_url=f"http://127.0.0.1:{serve.port}") as client:
+            page = client.get(link)
+            assert page.status_code == 200 and "ສະເໜີກິດຈະກຳ" in page.text
+            before = len(smtp.records())
+            posted = time.monotonic()
+            done = client.post(link, data={"csrf": csrf_of(page.text), "op": "save", "title": "ສໍາມະນາ ປີ 2027",
+                                           "months": ["3"]})
+            assert done.status_code == 303, done.text
+        arrived = smtp.wait_for(before + 1, timeout=30)
+        took = time.monotonic() - posted
+        with Session(engine) as session:
+            receipt = session.exec(select(Notification).where(Notification.kind == "suggestion_receipt")).one()
+        assert receipt.message_id and receipt.message_id in {r.message_id for r in arrived}, serve.output()
+        assert took < 10, f"the receipt took {took:.1f} s"
+        assert f"sent suggestion_receipt {receipt.key} to m1@example.org" in serve.output()
         assert serve.terminate(within=10) < 10 and serve.process.returncode == 0
     finally:
         serve.kill()
