@@ -94,6 +94,26 @@ def test_login_mails_a_one_time_link_to_desk_people_only(world):
     assert again.status_code == 410 and "used" in again.text
 
 
+def test_a_form_sent_again_and_again_mails_three_links_a_quarter_hour(world):
+    client = _client(world)
+    token = CSRF.search(client.get("/login").text).group(1)
+
+    def ask() -> None:
+        answer = client.post("/login", data={"csrf": token, "email": "head@example.org"}, follow_redirects=False)
+        assert answer.headers["location"] == "/login?done=sent"  # the page never tells that one was held back
+
+    def mailed() -> int:
+        with Session(world.engine) as session:
+            return len(session.exec(select(Notification).where(Notification.kind == "sign_in")).all())
+
+    for _ in range(10):
+        ask()
+    assert mailed() == 3
+    world.now[0] += timedelta(minutes=16)  # the first three have expired: a new one may go
+    ask()
+    assert mailed() == 4
+
+
 def test_a_link_expires_after_15_minutes_and_a_forged_cookie_is_nobody(world):
     client = _client(world)
     with Session(world.engine) as session:

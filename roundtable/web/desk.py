@@ -18,7 +18,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from calendars.feeds import UnknownGroup, UnknownMember, group_feed, member_feed
@@ -39,6 +39,9 @@ from roundtable.web.render import Bi, page
 from roundtable.web.security import Csrf
 
 SIGN_IN_VALID = timedelta(minutes=15)
+# Links mailed to one person within SIGN_IN_VALID: a form filled in again and again (by a script or a
+# stranger who knows the address) must not flood a secretariat mailbox. Those before still work.
+SIGN_IN_LINKS_AT_ONCE = 3
 SESSION_HOURS = 12
 COOKIE = "rt_desk"
 DESK_ROLES = ("secretariat-head", "secretariat", "chair")
@@ -153,12 +156,17 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         now = clock()
         with Session(engine) as session:
             member = member_by_email(session, email)
-            if member is not None and desk_roles(session, member.id, now.astimezone(zone).date()):
+            if member is not None and desk_roles(session, member.id, now.astimezone(zone).date()) \
+                    and _recent_links(session, member.id, now) < SIGN_IN_LINKS_AT_ONCE:
                 link = sign_in_link(session, secret, base_url, member, now)
                 _mail_link(session, member, link, now)
                 session.commit()
-        # The same answer either way: the page does not tell who may sign in.
+        # The same answer either way: the page does not tell who may sign in, nor that a limit held one back.
         return RedirectResponse("/login?done=sent", status_code=303)
+
+    def _recent_links(session: Session, member_id: int, now: datetime) -> int:
+        return session.exec(select(func.count()).select_from(SignIn).where(
+            SignIn.member_id == member_id, SignIn.channel == "mail", SignIn.issued_at > now - SIGN_IN_VALID)).one()
 
     def _mail_link(session: Session, member: Member, link: str, now: datetime) -> None:
         bi_en = member.language == "en"
