@@ -10,7 +10,6 @@ import re
 import types
 from dataclasses import dataclass
 from datetime import date, time
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union, get_args, get_origin
 
@@ -18,6 +17,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from models.step_kinds import CORE_POINTS, spec_for
+from models.strict_yaml import strict_loader
 from models.tables import ROLES
 
 POINTS = CORE_POINTS
@@ -491,29 +491,6 @@ def parse_definition(data: object, source: str) -> CycleDefinition:
     return definition
 
 
-@cache
-def _strict_loader() -> type:
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last).
-
-    Made on first use: a stored definition (status, the tick) is parsed from JSON, and importing
-    PyYAML costs ~8 ms of every command's start."""
-    import yaml
-
-    class StrictLoader(yaml.SafeLoader):  # not CSafeLoader: libyaml crashes the process on deep nesting
-        def construct_mapping(self, node, deep=False):
-            seen = set()
-            for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                    key = self.construct_object(key_node)
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}",
-                                                                key_node.start_mark)
-                    seen.add(key)
-            return super().construct_mapping(node, deep)
-
-    return StrictLoader
-
-
 def load_definition(path: str | Path) -> CycleDefinition:
     path = Path(path)
     source = str(path)
@@ -529,10 +506,10 @@ def load_definition(path: str | Path) -> CycleDefinition:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DefinitionError([f"{source}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
-    import yaml  # see _strict_loader
+    import yaml  # here, not at the top: see strict_loader
 
     try:
-        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader
+        data = yaml.load(text, Loader=strict_loader())  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel import Session, select
 
 from models.settings import known_zone
+from models.strict_yaml import strict_loader
 from models.tables import WorkingGroup
 
 CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_-]{0,31}$")
@@ -146,28 +147,6 @@ class GroupsSummary:
     unchanged: list[str] = field(default_factory=list)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-# Dates stay strings until pydantic reads them: PyYAML raises a bare ValueError for 2019-02-30.
-_UniqueKeyLoader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _field_path(loc: tuple) -> str:
     path = ""
     for part in loc:
@@ -180,7 +159,7 @@ def parse_groups(path: Path) -> list[GroupSpec]:
     path = Path(path)
     text = decode_utf8(path, read_input_bytes(path))
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=strict_loader(dates_as_text=True))  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
