@@ -1,7 +1,6 @@
 """Running a live cycle: start it, move an anchor, tick, look at it, preview what it will send."""
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
@@ -9,7 +8,7 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlmodel import Session
 
-from calendars.timeline import check_definition, parse_anchor
+from calendars.timeline import check_definition
 from flows.cycle import CycleError, cancel_cycle, drop_step, live_cycle, move_anchor, reopen_step, start_cycle
 from flows.delivery import tick_and_deliver
 from flows.status import cycle_status, preview
@@ -21,11 +20,6 @@ from roundtable.commands.common import (checked_anchors, console, database, fail
 app = typer.Typer(no_args_is_help=True)
 
 
-def _now(value: str | None) -> datetime:
-    """--now as ISO 8601 (no offset = the configured zone); the wall clock only when not given."""
-    return parse_moment(value, "--now")
-
-
 def _definition(path: Path):
     try:
         definition = load_definition(path)
@@ -35,15 +29,9 @@ def _definition(path: Path):
         fail("\n".join(exc.problems))
 
 
-def _anchors(definition, values: list[str], year: int | None = None) -> dict:
-    """KEY=DATE anchors; with `year`, one far from the planning year is refused (as `timeline` does)."""
-    zone = ZoneInfo(settings().timezone)
-    if year is not None:
-        return checked_anchors(definition, year, values, zone)
-    try:
-        return dict(parse_anchor(definition, value, zone) for value in values)
-    except ValueError as exc:
-        fail(str(exc))
+def _anchors(definition, values: list[str], year: int) -> dict:
+    """KEY=DATE anchors in the configured zone; one far from the planning year is refused (as `timeline` does)."""
+    return checked_anchors(definition, year, values, ZoneInfo(settings().timezone))
 
 
 def engine_config() -> EngineConfig:
@@ -75,7 +63,7 @@ def start(definition: Path = typer.Option(..., "--definition", help="Cycle defin
     """Launch a live cycle: its steps, calendar entries and every planned message."""
     parsed = _definition(definition)
     anchors = _anchors(parsed, anchor, year)
-    moment = _now(now)
+    moment = parse_moment(now)
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         try:
@@ -97,7 +85,7 @@ def anchor_cmd(assignment: str = typer.Argument(..., metavar="KEY=DATE"),
                force: bool = typer.Option(False, "--force", help="Move even if an open or finished step would "
                                                                   "land in the past.")):
     """Move an anchor of the live cycle; pending messages move with it, meetings get updates."""
-    moment_now = _now(now)
+    moment_now = parse_moment(now)
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         cycle = _live(session, year)
@@ -119,7 +107,7 @@ def reopen_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Option
                                                                       "one has passed)."),
                now: Optional[str] = typer.Option(None, "--now")):
     """Reopen a closed step (or unblock a blocked one): its unsent messages are planned again."""
-    moment_now = _now(now)
+    moment_now = parse_moment(now)
     new_due = parse_moment(due, "--due", default_now=False) if due is not None else None
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
@@ -136,7 +124,7 @@ def reopen_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Option
 @app.command("cancel")
 def cancel_cmd(year: Optional[int] = typer.Option(None, "--year"), now: Optional[str] = typer.Option(None, "--now")):
     """Cancel the live cycle: nothing more is sent but cancellations of future meetings already announced."""
-    moment_now = _now(now)
+    moment_now = parse_moment(now)
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         cycle = _live(session, year)
@@ -150,7 +138,7 @@ def cancel_cmd(year: Optional[int] = typer.Option(None, "--year"), now: Optional
 def drop_cmd(step_key: str = typer.Argument(..., metavar="STEP"), year: Optional[int] = typer.Option(None, "--year"),
              now: Optional[str] = typer.Option(None, "--now")):
     """Drop a step of the live cycle; a dropped meeting sends a cancellation to every invitee."""
-    moment_now = _now(now)
+    moment_now = parse_moment(now)
     engine = database()
     with Session(engine, expire_on_commit=False) as session:
         cycle = _live(session, year)
@@ -170,7 +158,7 @@ def register(root: typer.Typer) -> None:
                                                              help="Stop delivering after this long (default: "
                                                                   "when nothing due is left).")):
         """One tick of the engine, then delivery of everything due."""
-        moment = _now(now)
+        moment = parse_moment(now)
         engine_config()  # refuses to run without a secret key for the links
         console.print(tick_summary(tick_and_deliver(database(), settings(), moment, notice=progress,
                                                     max_seconds=max_seconds)))
@@ -179,7 +167,7 @@ def register(root: typer.Typer) -> None:
     def preview_cmd(now: Optional[str] = typer.Option(None, "--now"), year: Optional[int] = typer.Option(None, "--year"),
                     as_json: bool = typer.Option(False, "--json")):
         """From now on: every message that will be sent, when, to how many (a dry run)."""
-        moment = _now(now)
+        moment = parse_moment(now)
         engine = database()
         with Session(engine) as session:
             rows = preview(session, _live(session, year), moment)

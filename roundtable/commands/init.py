@@ -5,10 +5,8 @@ import secrets
 from pathlib import Path
 
 import typer
-from sqlalchemy.engine import make_url
 
-from models.db import normalise_url
-from roundtable.commands.common import console, database, fail, settings
+from roundtable.commands.common import console, database, fail, settings, shown_url
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -43,8 +41,7 @@ def init() -> None:
             fail(f"cannot write the secret key to {path}: {exc.strerror or exc}")
         console.print(f"secret key: {'created' if created else 'kept the existing key in'} {path}", markup=False)
     database(config.database_url)
-    shown = make_url(normalise_url(config.database_url)).render_as_string(hide_password=True)
-    console.print(f"database: {shown} (schema up to date)", markup=False)
+    console.print(f"database: {shown_url(config.database_url)} (schema up to date)", markup=False)
     console.print(
         "next steps:\n"
         "  roundtable groups load examples/groups.yaml\n"

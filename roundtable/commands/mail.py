@@ -5,13 +5,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from flows.addresses import clear_address
 from flows.mail_in import MailConfig, fetch_once, ingest_paths
 from models.db import session_scope
-from roundtable.commands.common import console, database, fail, settings
-from roundtable.commands.cycle import _now
+from roundtable.commands.common import console, database, fail, parse_moment, settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -32,9 +30,9 @@ def _print(summary: dict, as_json: bool) -> None:
 def ingest_command(paths: list[Path], as_json: bool, now: Optional[str]) -> None:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        fail(f"no such file or folder: {escape(', '.join(missing))}; nothing written")
+        fail(f"no such file or folder: {', '.join(missing)}; nothing written")
     s = settings()
-    summary = ingest_paths(database(), paths, _now(now), MailConfig.from_settings(s))
+    summary = ingest_paths(database(), paths, parse_moment(now), MailConfig.from_settings(s))
     _print(summary.as_dict(), as_json)
 
 
@@ -60,12 +58,12 @@ def fetch(
         fail("ROUNDTABLE_IMAP_HOST is not set (also ROUNDTABLE_IMAP_USER, _PASSWORD, _PORT, _TLS, _FOLDER)")
     engine = database()
     try:
-        summary = fetch_once(engine, s, _now(now))
+        summary = fetch_once(engine, s, parse_moment(now))
     except OSError as exc:  # refused, unreachable, TLS trouble
-        fail(f"cannot reach IMAP {escape(s.imap_host)}:{s.imap_port or ''}: {escape(str(exc))}")
+        fail(f"cannot reach IMAP {s.imap_host}:{s.imap_port or ''}: {exc}")
     except Exception as exc:  # noqa: BLE001 - imaplib's errors (login refused, no such folder) are one line
         if type(exc).__module__.startswith(("imaplib", "imapclient")):
-            fail(f"IMAP {escape(s.imap_host)}: {escape(str(exc))}")
+            fail(f"IMAP {s.imap_host}: {exc}")
         raise
     _print(summary, as_json)
 
@@ -76,5 +74,5 @@ def clear(address: str = typer.Argument(..., help="The address that bounced or w
     with session_scope(database()) as session:
         found = clear_address(session, address)
     if not found:
-        fail(f"nothing is known about {escape(address)}")
+        fail(f"nothing is known about {address}")
     console.print(f"{address}: mail goes to it again", markup=False)

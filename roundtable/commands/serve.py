@@ -94,29 +94,23 @@ class Serve:
 
     # -- the mailbox ------------------------------------------------------------------------------
     def _mail_poll(self):
-        """flows.mail_in.fetch_once(engine, settings, now), when IMAP is configured and the module exists."""
-        if not getattr(self.settings, "imap_host", None):
+        """flows.mail_in.fetch_once(engine, settings, now), when IMAP is configured."""
+        if not self.settings.imap_host:
             self.log.info("mailbox poll off: ROUNDTABLE_IMAP_HOST is not set")
             return None
-        try:
-            from flows.mail_in import fetch_once
-        except ImportError:
-            self.log.info("mailbox poll off: this version has no flows.mail_in")
-            return None
+        from flows.mail_in import fetch_once
 
         def poll() -> None:
             from datetime import datetime, timezone
 
             try:
-                result = fetch_once(self.engine, self.settings, datetime.now(timezone.utc))
+                found = fetch_once(self.engine, self.settings, datetime.now(timezone.utc))
             except Exception:  # noqa: BLE001 - the next poll tries again
                 self.log.exception("mailbox poll failed")
                 return
-            found = result if isinstance(result, dict) else getattr(result, "__dict__", {})
-            if found.get("bounces"):
+            if found["bounces"]:
                 self.ops.bounces.inc(found["bounces"])
-            recorded = found.get("recorded")
-            if isinstance(recorded, dict) and any(recorded.values()):
+            if any(found["recorded"].values()):
                 self.scheduler.wake_now()  # answers may settle a step: tick now, not at the sweep
 
         return poll

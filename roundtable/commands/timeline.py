@@ -46,7 +46,7 @@ def timeline(
         _fail_with(exc.problems, f"{len(exc.problems)} problem(s) in {definition}")
     zone_name, closed_days = group_calendar(cycle.group)
     zone = ZoneInfo(zone_name)
-    anchors = _anchors(cycle, year, anchor, zone, closed_days)
+    anchors = checked_anchors(cycle, year, anchor, zone, closed_days)  # a typo in the year is refused
     try:
         steps = compute_timeline(cycle, year, anchors, timezone=zone_name, closed_days=closed_days,
                                  source=str(definition))
@@ -82,10 +82,6 @@ def group_calendar(code: str) -> tuple[str, list[date]]:
         err_console.print(f"note: could not read group {code} from the database ({reason}); "
                           f"using time zone {config.timezone} and no closed days", markup=False)
         return fallback
-
-
-def _anchors(cycle: CycleDefinition, year: int, texts: list[str], zone: ZoneInfo, closed_days) -> dict[str, datetime]:
-    return checked_anchors(cycle, year, texts, zone, closed_days)  # a typo in the year is refused
 
 
 def _fail_with(problems: list[str], summary: str) -> None:

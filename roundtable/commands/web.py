@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlmodel import Session
 
-from roundtable.commands.common import console, database, fail, parse_moment, settings
+from roundtable.commands.common import console, database, fail, parse_moment, secret_key, settings
 
 _NOW = "ROUNDTABLE_WEB_NOW"  # --now, handed to the worker processes of --workers
 
@@ -59,7 +59,7 @@ def register(root: typer.Typer) -> None:
         from roundtable.web.desk import desk_roles, member_by_email, sign_in_link
 
         moment = parse_moment(now, "--now")
-        secret = secret_for(settings().database_url, settings().resolved_secret_key())
+        secret = secret_for(settings().database_url, secret_key())
         if not secret:
             fail("no secret key: run `roundtable init` or set ROUNDTABLE_SECRET_KEY")
         with Session(database()) as session:
