@@ -45,6 +45,11 @@ def _hhmm(text: str) -> time:
     return time(hour, minute)
 
 
+# An anchor this far from its default for the planning year is a typo in the year, not a plan (the engine and
+# the CLI refuse it): a 2018 meeting in the 2020 cycle once closed the call and the meeting at once.
+ANCHOR_TOLERANCE = timedelta(days=400)
+
+
 def default_anchors(definition: CycleDefinition, year: int, zone: ZoneInfo, closed_days=()) -> dict[str, datetime]:
     """Each anchor's month/day in the planning year; one that falls on a weekend, a holiday or a closed day
     moves to the next business day (13 November 2021 was a Saturday: the meeting would be on Monday 15th)."""

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from calendars.business_days import BusinessCalendar
 from calendars.ics import uid_for
-from calendars.timeline import DatedStep, compute_timeline, default_anchors
+from calendars.timeline import ANCHOR_TOLERANCE, DatedStep, compute_timeline, default_anchors
 from flows.state import DEFAULT_SENDER, FINISHED, CycleState, Planned, outbox_key
 from flows.steps import handler_for
 from models.audience import Addressee
@@ -25,11 +25,6 @@ _COLUMNS = [column.name for column in Notification.__table__.columns if column.n
 
 class CycleError(ValueError):
     pass
-
-
-# An anchor this far from its default for the planning year is a typo in the year, not a plan (`timeline` and
-# the CLI refuse it too): a 2018 meeting in the 2020 cycle once closed the call and the meeting at once.
-ANCHOR_TOLERANCE = timedelta(days=400)
 
 
 def check_anchors_near(definition: CycleDefinition, year: int, anchors: dict[str, datetime], zone,
@@ -249,10 +244,7 @@ def shifted(cs: CycleState, planned: DatedStep, start: datetime) -> DatedStep:
     opens = start.astimezone(cs.zone)
     due_day = calendar.add_business_days(opens.date(), max(span, 1))
     due = datetime.combine(due_day, planned.due_at.astimezone(cs.zone).timetz())
-    shift = due - planned.due_at
-    return replace(planned, opens_at=opens, due_at=due,
-                   reminders=[(text, at + shift) for text, at in planned.reminders],
-                   escalation_at=planned.escalation_at + shift if planned.escalation_at else None)
+    return replace(_with_due(planned, due), opens_at=opens)
 
 
 def reschedule(cs: CycleState, step: Step, plans: list[Planned]) -> int:
@@ -269,10 +261,21 @@ def reschedule(cs: CycleState, step: Step, plans: list[Planned]) -> int:
     return moved
 
 
+GONE_OUT = ("ready", "sending", "sent")  # a message rendered or sent: in someone's mailbox, or about to be
+
+
 def _invited(session: Session, step: Step) -> bool:
-    sent = session.exec(select(Notification.id).where(Notification.step_id == step.id, Notification.kind == "invite",
-                                                      Notification.state.in_(("ready", "sending", "sent")))).first()
-    return sent is not None
+    return session.exec(_invitations(step, Notification.id)).first() is not None
+
+
+def invited_members(session: Session, step: Step) -> set[int]:
+    """Members whose invitation to the step's meeting was rendered or sent."""
+    return set(session.exec(_invitations(step, Notification.member_id)).all())
+
+
+def _invitations(step: Step, column):
+    return select(column).where(Notification.step_id == step.id, Notification.kind == "invite",
+                                Notification.state.in_(GONE_OUT))
 
 
 @operator_action("drop")
@@ -323,7 +326,7 @@ def _invitees(session: Session, step: Step) -> list[Addressee]:
                                Member.organisation)
                         .join(Member, Member.id == Notification.member_id)
                         .where(Notification.step_id == step.id, Notification.kind.in_(("invite", "update")),
-                               Notification.state.in_(("ready", "sending", "sent")))).all()
+                               Notification.state.in_(GONE_OUT))).all()
     people = {member_id: Addressee(member_id, name, recipient, language, organisation, "member", "")
               for member_id, recipient, name, language, organisation in rows}
     return sorted(people.values(), key=lambda a: a.email)
@@ -369,7 +372,8 @@ def reopen_step(session: Session, cycle: Cycle, step_key: str, now: datetime, *,
         raise CycleError(f"step {step_key!r} is {step.state}: only a closed, held, approved or dropped step reopens"
                          + ("" if due is None else " (to move an open step's deadline, move its anchor)"))
     dated = cs.timeline[step.key]  # today's anchors: they may have moved while the step was closed
-    if step.kind == "meeting":  # its times come from its anchor
+    handler = handler_for(step.kind)
+    if "due" in handler.spec.derived:  # a meeting: its deadline is its end, its times come from its anchor
         if due is not None:
             raise CycleError(f"{step_key} is a meeting: its times follow its anchor (roundtable cycle anchor), "
                              "not --due")
@@ -388,7 +392,6 @@ def reopen_step(session: Session, cycle: Cycle, step_key: str, now: datetime, *,
     if state == "open" and step.opened_at is None:
         step.opened_at = now
     step.data.pop("blocked", None)
-    handler = handler_for(step.kind)
     plans = handler.plan(cs, step, dated)
     wanted = {(p.kind, p.slot, p.revision): p.due_at for p in plans}
     revived = 0

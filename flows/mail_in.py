@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from calendars.rsvp import check_reply, has_calendar, replies_in_message
 from flows import answers
-from flows.state import CycleState, outbox_key
+from flows.state import DEFAULT_SENDER, CycleState, outbox_key
 from models.tables import AddressStatus, Cycle, InboundMail, Member, Notification, Step
 from notifications.compose import build_message, message_id_for
 from notifications.inbound import MAX_BYTES, Inbound, TooLarge, parse, read_limited
@@ -47,7 +47,7 @@ REPLYABLE = ("call", "reminder", "digest")
 class MailConfig:
     secret: str = ""
     reply_address: str | None = None  # replies@example.org: the mailbox `mail fetch` reads
-    sender: str = "Roundtable <roundtable@localhost>"  # From of the notes we send the secretariat
+    sender: str = DEFAULT_SENDER  # From of the notes we send the secretariat
 
     @classmethod
     def from_settings(cls, settings) -> "MailConfig":

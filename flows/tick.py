@@ -20,10 +20,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 
-from flows.cycle import schedule, sync_calendar_entries
+from flows.cycle import invited_members, schedule, sync_calendar_entries
 from flows.addresses import bouncing_addresses
 from flows.messages import group_sender, prepare
-from flows.state import FINISHED, CycleState, DueRow, Planned, StepBlocked, outbox_key
+from flows.state import DEFAULT_SENDER, FINISHED, CycleState, DueRow, Planned, StepBlocked, outbox_key
 from flows.steps import handler_for
 from flows.steps.base import StepHandler
 from models.audience import ROLE_TITLES, Addressee
@@ -57,7 +57,7 @@ class TickReport:
 
 @dataclass
 class EngineConfig:
-    sender: str = "Roundtable <roundtable@localhost>"
+    sender: str = DEFAULT_SENDER
     base_url: str = "http://127.0.0.1:8000"
     secret: str = ""
     reply_address: str | None = None  # ROUNDTABLE_REPLY_ADDRESS: Reply-To replies+<token>@…, invitations' ORGANIZER
@@ -299,7 +299,7 @@ def _tell_secretariat(cs: CycleState, step: Step, reason: str, now: datetime) ->
     except Exception:  # noqa: BLE001 - a broken snapshot: the key is all there is
         titles = (step.key, step.key)
     digest = hashlib.sha256(reason.encode("utf-8")).hexdigest()[:12]
-    domain = cs.sender.rpartition("@")[2].rstrip(">") or "roundtable.local"
+    domain = cs.domain
     for person in people:
         key = outbox_key(cs.cycle.id, step.key, "step_blocked", digest, person.member_id, 0)
         role_lo, role_en = ROLE_TITLES.get(person.role, ROLE_TITLES["secretariat"])
@@ -411,7 +411,7 @@ def _decide(cs: CycleState, step: Step, rows: list[DueRow], now: datetime, repor
     handler = handler_for(step.kind)
     stale_after = timedelta(hours=cs.definition.defaults.stale_after_hours)
     updates = [row for row in rows if row.kind == "update"]
-    invited = _invited_members(cs, step) if updates else set()
+    invited = invited_members(cs.session, step) if updates else set()
     latest = {}  # one update per person per tick, the latest SEQUENCE (slot s<SEQUENCE>)
     for row in sorted(updates, key=lambda r: int(r.slot[1:] or 0) if r.slot[1:].isdigit() else 0):
         latest[row.member_id] = row.id
@@ -443,13 +443,6 @@ def _decide(cs: CycleState, step: Step, rows: list[DueRow], now: datetime, repor
             _render(cs, step, row, now, report, batch)
     for group in stale_groups.values():
         _fold(cs, group, now, report, batch)
-
-
-def _invited_members(cs: CycleState, step: Step) -> set[int]:
-    """Members whose invitation to the step's meeting was rendered or sent in an earlier tick."""
-    return set(cs.session.exec(select(Notification.member_id).where(
-        Notification.step_id == step.id, Notification.kind == "invite",
-        Notification.state.in_(("ready", "sending", "sent")))).all())
 
 
 def _counts(report: TickReport) -> tuple:

@@ -1,7 +1,7 @@
 """What every command needs: the console, settings, a migrated database, clock parsing, clean failure."""
 
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
@@ -163,7 +163,7 @@ def check_year(year: int, what: str) -> None:
 
 def checked_anchors(definition, year: int, texts: list[str], zone: ZoneInfo, closed_days=()) -> dict[str, datetime]:
     """KEY=DATE anchors, each refused when unreadable or far from the planning year (a typo in the year)."""
-    from calendars.timeline import default_anchors, parse_anchor
+    from calendars.timeline import ANCHOR_TOLERANCE, default_anchors, parse_anchor
 
     defaults = default_anchors(definition, year, zone, closed_days)
     anchors = {}
@@ -174,7 +174,7 @@ def checked_anchors(definition, year: int, texts: list[str], zone: ZoneInfo, clo
             fail(str(exc))
         except OverflowError:  # 0001-01-01T00:00+14:00 has no local time
             fail(f"--anchor {text!r} is out of range (years {MOMENT_YEARS[0]}–{MOMENT_YEARS[-1]})")
-        if abs(moment - defaults[key]) > timedelta(days=400):
+        if abs(moment - defaults[key]) > ANCHOR_TOLERANCE:
             fail(f"--anchor {text!r} is far from planning year {year} (its default is {defaults[key]:%Y-%m-%d})")
         anchors[key] = moment
     return anchors

@@ -33,6 +33,7 @@ from notifications.compose import build_message, message_id_for
 from notifications.outbox import enqueue
 from notifications.links import feed_token, feed_url, read_feed_token
 from notifications.render import Rendered
+from notifications.sender import sender_domain
 from roundtable.web.forms import BadForm, read_form
 from roundtable.web.pages import LINK_PROBLEMS, MONTHS, REFUSALS, STATES
 from roundtable.web.render import Bi, page
@@ -177,7 +178,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         html = (f"<p>{text_lo}</p><p><a href=\"{link}\">{link}</a></p><p lang=\"en\">{text_en}</p>")
         subject = "ເຂົ້າສູ່ລະບົບ — Sign in (Roundtable)"
         key = f"sign-in/{hashlib.sha256(link.encode()).hexdigest()[:24]}/m{member.id}"
-        domain = sender.rpartition("@")[2].strip("> ") or "roundtable.local"
+        domain = sender_domain(sender)
         message_id = message_id_for(key, domain)
         payload = build_message(Rendered(subject=subject, text=body, html=html), sender=sender, to=[member.email],
                                 reply_to=None, message_id=message_id, auto_submitted=True, date=now)
