@@ -208,24 +208,24 @@ def _dated_as_is(cs: CycleState, step: Step):
 
 # ---- audiences on the day a message is decided -----------------------------------------------------------
 
-_TO_SECRETARIAT = ("decision_notice", "revision_request", "minutes_due")
-
-
 def _addressed_ids(cs: CycleState, step: Step, kind: str, now: datetime) -> set[int]:
-    """Who may receive a message of `kind` about `step` on the day of `now`: the step's audience, the
-    secretariat, or the escalation's roles; asked once per tick."""
-    definition = cs.step_def(step.key)
-    if kind in _TO_SECRETARIAT:
-        key, people = "secretariat", lambda: cs.secretariat(now)
-    elif kind == "escalation":
-        roles = definition.escalation.to if definition.escalation else ()
-        key, people = "escalation", lambda: cs.people(roles, [cs.group.code], now) if roles else []
-    elif kind == "review_outcome":  # to the suggestions' authors: anyone in the cycle's groups
-        key, people = "groups", lambda: cs.people(tuple(ROLE_TITLES), None, now)
-    else:
-        key, people = "audience", lambda: handler_for(step.kind).recipients(cs, step, now)
-    return cs.memo(("addressed", step.key, key, now.astimezone(cs.zone).date()),
-                   lambda: {person.member_id for person in people()})
+    """Who may receive a message of `kind` about `step` on the day of `now`, as the kind says (its
+    `addressed_to`); asked once per tick."""
+    addressed_to = kind_of(kind).addressed_to
+    return cs.memo(("addressed", step.key, addressed_to, now.astimezone(cs.zone).date()),
+                   lambda: {person.member_id for person in _addressees(cs, step, addressed_to, now)})
+
+
+def _addressees(cs: CycleState, step: Step, addressed_to: str, now: datetime) -> list[Addressee]:
+    """The step's audience, the secretariat, the escalation's roles, or anyone in the cycle's groups."""
+    if addressed_to == "secretariat":
+        return cs.secretariat(now)
+    if addressed_to == "escalation":
+        escalation = cs.step_def(step.key).escalation
+        return cs.people(escalation.to, [cs.group.code], now) if escalation and escalation.to else []
+    if addressed_to == "groups":
+        return cs.people(tuple(ROLE_TITLES), None, now)
+    return handler_for(step.kind).recipients(cs, step, now)
 
 
 def _still_addressed(cs: CycleState, step: Step, row: DueRow, now: datetime) -> bool:
@@ -254,7 +254,7 @@ def _plan_for_joiners(cs: CycleState, step: Step, now: datetime) -> None:
 
         dated = shifted(cs, dated, step.opens_at)
     plans = [Planned(p.kind, p.slot, p.due_at, joiners, p.revision) for p in handler.plan(cs, step, dated)
-             if p.kind not in _TO_SECRETARIAT and p.kind != "escalation"]
+             if kind_of(p.kind).addressed_to == "audience"]
     schedule(cs, step, plans, now)
 
 

@@ -17,6 +17,7 @@ TEMPLATE_NAMES = ("subject.txt.j2", "body.txt.j2", "body.html.j2")
 STEP_LINK = "step"
 # Every purpose a link may carry: one page each in the web app.
 LINK_PURPOSES = ("rsvp", "documents", "survey", "minutes", "checklist", "respond", "approve", "receipt", "status")
+ADDRESSEES = ("audience", "secretariat", "escalation", "groups")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class MessageKind:
     attachments: bool = False  # carries the step's documents (the definition's `attachments`)
     invitation: str | None = None  # iTIP method of the meeting invitation it carries (REQUEST, CANCEL)
     templates: Path | None = None  # its folder; default notifications/templates/<name>
+    # Who may still receive it on the day it goes out (one of ADDRESSEES): the step's audience, the group's
+    # secretariat, the roles its escalation names, or anyone in the cycle's groups.
+    addressed_to: str = "audience"
 
     @property
     def folder(self) -> Path:
@@ -44,6 +48,8 @@ def register(kind: MessageKind) -> MessageKind:
         raise ValueError(f"message kind {kind.name!r}: late_policy must be one of {', '.join(LATE_POLICIES)}")
     if kind.link not in (None, STEP_LINK, *LINK_PURPOSES):
         raise ValueError(f"message kind {kind.name!r}: unknown link purpose {kind.link!r}")
+    if kind.addressed_to not in ADDRESSEES:
+        raise ValueError(f"message kind {kind.name!r}: addressed_to must be one of {', '.join(ADDRESSEES)}")
     if kind.deadline_event and not kind.deadline:
         raise ValueError(f"message kind {kind.name!r}: a deadline event needs the deadline it shows")
     KINDS[kind.name] = kind
@@ -69,16 +75,17 @@ for _kind in (
     MessageKind("update", link="rsvp", invitation="REQUEST"),
     MessageKind("cancel", invitation="CANCEL"),
     MessageKind("agenda", link="documents"),
-    MessageKind("minutes_due", automatic=True, link="minutes", deadline="minutes_due"),
+    MessageKind("minutes_due", automatic=True, link="minutes", deadline="minutes_due", addressed_to="secretariat"),
     MessageKind("survey", late_policy="skip_if_stale", link="survey", deadline="survey_due"),
     MessageKind("task", automatic=True, link=STEP_LINK, deadline="due", deadline_event=True),
     MessageKind("approval_request", link="approve", deadline="due", deadline_event=True, attachments=True),
-    MessageKind("decision_notice", link="status"),
-    MessageKind("revision_request", link="status"),
+    MessageKind("decision_notice", link="status", addressed_to="secretariat"),
+    MessageKind("revision_request", link="status", addressed_to="secretariat"),
     # A copy of what a member has filed in a collect step, after each filing on the web (flows/answers.py).
     MessageKind("suggestion_receipt", automatic=True, link=STEP_LINK, deadline="due"),
-    MessageKind("review_outcome", automatic=True),  # each author: what the review made of their suggestions
-    MessageKind("escalation", late_policy="skip_if_stale", automatic=True, link="status"),
+    # Each author, whatever their role: what the review made of their suggestions.
+    MessageKind("review_outcome", automatic=True, addressed_to="groups"),
+    MessageKind("escalation", late_policy="skip_if_stale", automatic=True, link="status", addressed_to="escalation"),
     MessageKind("submission", link="receipt", deadline="due", attachments=True),
     MessageKind("failure_report", automatic=True),
     MessageKind("step_blocked", automatic=True),  # a step the tick cannot go on with (flows/tick.py)

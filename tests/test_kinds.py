@@ -47,6 +47,8 @@ def test_the_registry_refuses_what_it_cannot_honour():
         kinds.register(MessageKind("x", link="everything"))
     with pytest.raises(ValueError, match="deadline"):
         kinds.register(MessageKind("x", deadline_event=True))
+    with pytest.raises(ValueError, match="addressed_to"):
+        kinds.register(MessageKind("x", addressed_to="everyone"))
     with pytest.raises(ValueError, match="unknown message kind 'x'"):
         kind_of("x")
 
