@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from flows.cycle import late_policy
 from flows.state import CycleState, outbox_key
 from flows.steps.collect import RECEIPT
-from models.audience import principals_of
+from models.audience import open_on, principals_of
 from models.db import insert_row
 from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Member, Membership, PlanActivity,
                            Response, Step, WorkingGroup)
@@ -130,8 +130,7 @@ def _holds(session: Session, member_id: int, roles, groups: tuple[str, Any], day
 _HOLDING = (select(Membership.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
             .where(Membership.member_id == bindparam("member_id"),
                    Membership.role.in_(bindparam("roles", expanding=True)))
-            .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= bindparam("day")))
-            .where(or_(Membership.ends_on.is_(None), Membership.ends_on > bindparam("day"))))
+            .where(*open_on(bindparam("day"))))
 _HOLDS = {
     "group": _HOLDING.where(WorkingGroup.id == bindparam("groups")),
     "own": _HOLDING.where(or_(WorkingGroup.id == bindparam("groups"), WorkingGroup.parent_id == bindparam("groups"))),

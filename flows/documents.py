@@ -26,11 +26,10 @@ from lxml import etree
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
-from sqlalchemy import or_
 from sqlmodel import select
 
 from flows.state import CycleState
-from models.audience import ROLE_TITLES
+from models.audience import ROLE_TITLES, open_on
 from models.tables import Document, Member, Membership, PlanActivity, WorkingGroup
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -140,8 +139,7 @@ def stakeholders(cs: CycleState, on: date) -> list[tuple[str, str, str]]:
         select(Member.organisation, WorkingGroup.code, Membership.role)
         .join(Membership, Membership.member_id == Member.id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
         .where(WorkingGroup.code.in_(cs.group_codes))
-        .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= on))
-        .where(or_(Membership.ends_on.is_(None), Membership.ends_on > on))).all()
+        .where(*open_on(on))).all()
     order = {code: n for n, code in enumerate(cs.group_codes)}
     roles_order = list(ROLE_TITLES)
     seen: dict[str, tuple[set, set]] = {}
@@ -175,14 +173,15 @@ def documents_for(cs: CycleState, kind: str, revision: int, now: datetime) -> li
                                                   Document.revision == revision)).all()
     # The work plan MPI receives says when and by whom it was approved: made anew once it is.
     stamp = "-approved" if kind == "work_plan" and approved(cs.session, cs.cycle) else ""
-    out = []
+    out, model = [], None
     for fmt, media_type in FORMATS.items():
         filename = filename_for(cs, kind, revision, fmt).replace(f".{fmt}", f"{stamp}.{fmt}")
         row = max((r for r in rows if r.media_type == media_type and r.source == "uploaded"), default=None,
                   key=lambda r: r.id) or \
             next((r for r in rows if r.filename == filename and r.source == "generated"), None)
         if row is None:
-            content = render(plan_model(cs, kind, revision, now), fmt, now)
+            model = model or plan_model(cs, kind, revision, now)  # one model for both formats
+            content = render(model, fmt, now)
             row = Document(cycle_id=cs.cycle.id, kind=kind, revision=revision, media_type=media_type, content=content,
                            checksum=hashlib.sha256(content).hexdigest(), created_at=now, filename=filename)
             cs.session.add(row)

@@ -165,8 +165,13 @@ def outcomes_by_author(session: Session, cycle_id: int) -> dict[int, list[dict]]
 
 def review_counts(session: Session, cycle_id: int) -> dict:
     """accepted / merged / rejected / left (suggestions without a disposition)."""
+    return counts_of(suggestions(session, cycle_id))
+
+
+def counts_of(rows: list[SuggestionRow]) -> dict:
+    """review_counts of suggestions already read."""
     counts = {"accepted": 0, "merged": 0, "rejected": 0, "left": 0}
-    for row in suggestions(session, cycle_id):
+    for row in rows:
         counts[row.disposition.outcome if row.disposition else "left"] += 1
     return counts
 

@@ -75,7 +75,6 @@ class _Agents:
         self.wakes: list[tuple[datetime, int]] = []  # the actions the engine reacts to at once
         self.counter = itertools.count()
         self.answer_kinds: dict[int, str] = {}
-        self.refused: Counter = Counter()  # answers flows.answers turned down, by refusal code
 
     def at(self, moment: datetime, action: Callable[[], None], *, wakes_engine: bool = False) -> None:
         """Plan an action. Most answers (suggestions, comments, RSVPs) change nothing until the engine's
@@ -106,13 +105,13 @@ class _Agents:
         return moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
     def _answer(self, step: Step, member_id: int, kind: str, at: datetime, **fields) -> None:
-        """Plan an answer, recorded through flows.answers as any other channel's (a refusal is counted)."""
+        """Plan an answer, recorded through flows.answers as any other channel's (a refused one is dropped)."""
         def record():
             try:
                 RECORDERS[kind](session=self.session, member_id=member_id, step_id=step.id, now=at,
                                 channel="simulator", **fields)
-            except AnswerRefused as refused:
-                self.refused[refused.code] += 1
+            except AnswerRefused:
+                pass  # as a person's would be: too late, or no longer asked
         self.at(at, record, wakes_engine=kind in ENGINE_REACTS_TO)
 
     def react(self, row: SentRow, now: datetime, revision: int) -> None:

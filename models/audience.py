@@ -62,21 +62,25 @@ def audience(session: Session, group_codes: Iterable[str], roles: Iterable[str],
         .join(Membership, Membership.member_id == Member.id)
         .join(WorkingGroup, WorkingGroup.id == Membership.group_id)
         .where(WorkingGroup.code.in_(group_codes))
-        .where(Membership.role.in_(roles))
-        .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= on))
-        .where(or_(Membership.ends_on.is_(None), Membership.ends_on > on))
+        .where(Membership.role.in_(roles), *open_on(on))
     ).all()
     best: dict[int, Addressee] = {}
     for member_id, name, email, language, organisation, role, code, name_en in rows:
-        current = best.get(member_id)
-        if current is None or ROLE_RANK.index(role) < ROLE_RANK.index(current.role):
-            best[member_id] = Addressee(member_id, name, email, language, organisation, role, code, name_en)
+        _keep_highest(best, Addressee(member_id, name, email, language, organisation, role, code, name_en))
     return sorted(best.values(), key=lambda a: a.email)
 
 
-def _open_on(on: date):
+def open_on(on):
+    """The conditions of a membership open on day `on` (a date, or a bound parameter standing for one)."""
     return (or_(Membership.starts_on.is_(None), Membership.starts_on <= on),
             or_(Membership.ends_on.is_(None), Membership.ends_on > on))
+
+
+def _keep_highest(best: dict[int, Addressee], person: Addressee) -> None:
+    """Each person once, by the highest-ranking of their roles."""
+    current = best.get(person.member_id)
+    if current is None or ROLE_RANK.index(person.role) < ROLE_RANK.index(current.role):
+        best[person.member_id] = person
 
 
 def deputies(session: Session, principal_ids: Iterable[int], group_codes: Iterable[str],
@@ -91,14 +95,12 @@ def deputies(session: Session, principal_ids: Iterable[int], group_codes: Iterab
                Membership.role, WorkingGroup.code, Member.name_en)
         .join(Membership, Membership.member_id == Member.id)
         .join(WorkingGroup, WorkingGroup.id == Membership.group_id)
-        .where(Membership.deputy_for_id.in_(principal_ids), WorkingGroup.code.in_(group_codes), *_open_on(on))
+        .where(Membership.deputy_for_id.in_(principal_ids), WorkingGroup.code.in_(group_codes), *open_on(on))
     ).all()
     found: dict[int, dict[int, Addressee]] = {}
     for principal, member_id, name, email, language, organisation, role, code, name_en in rows:
-        mine = found.setdefault(principal, {})
-        current = mine.get(member_id)
-        if current is None or ROLE_RANK.index(role) < ROLE_RANK.index(current.role):
-            mine[member_id] = Addressee(member_id, name, email, language, organisation, role, code, name_en)
+        _keep_highest(found.setdefault(principal, {}),
+                      Addressee(member_id, name, email, language, organisation, role, code, name_en))
     return {principal: sorted(mine.values(), key=lambda a: a.email) for principal, mine in found.items()}
 
 
@@ -107,5 +109,5 @@ def principals_of(session: Session, deputy_id: int, group_codes: Iterable[str], 
     rows = session.exec(
         select(Membership.deputy_for_id).join(WorkingGroup, WorkingGroup.id == Membership.group_id)
         .where(Membership.member_id == deputy_id, Membership.deputy_for_id.is_not(None),
-               WorkingGroup.code.in_(list(group_codes)), *_open_on(on))).all()
+               WorkingGroup.code.in_(list(group_codes)), *open_on(on))).all()
     return sorted(set(rows))

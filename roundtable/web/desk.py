@@ -18,7 +18,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from calendars.feeds import UnknownGroup, UnknownMember, group_feed, member_feed
@@ -27,6 +27,7 @@ from flows.answers import AnswerRefused, record_revision
 from flows.documents import FORMATS, filename_for, plan_model, render
 from flows.state import CycleState
 from flows.steps import handler_for
+from models.audience import open_on
 from models.settings import get_settings
 from models.tables import Cycle, Document, Member, Membership, Response as Answer, SignIn, Step, WorkingGroup
 from notifications.compose import build_message, message_id_for
@@ -79,8 +80,7 @@ def desk_roles(session: Session, member_id: int, day) -> dict[int, set[str]]:
     """group id -> the member's desk roles there on `day`."""
     rows = session.exec(select(Membership.group_id, Membership.role)
                         .where(Membership.member_id == member_id, Membership.role.in_(DESK_ROLES))
-                        .where(or_(Membership.starts_on.is_(None), Membership.starts_on <= day))
-                        .where(or_(Membership.ends_on.is_(None), Membership.ends_on > day))).all()
+                        .where(*open_on(day))).all()
     roles: dict[int, set[str]] = {}
     for group_id, role in rows:
         roles.setdefault(group_id, set()).add(role)
@@ -325,10 +325,11 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         documents = session.exec(select(Document).where(Document.cycle_id == cycle.id,
                                                         Document.kind.in_(plan.PLAN_DOCUMENTS))
                                  .order_by(Document.revision, Document.id)).all()
+        suggestions = plan.suggestions(session, cycle.id)
         return {"bi": bi_for(member), "member": member, "cycle": cycle, "group": cs.group, "acts": acts,
-                "zone": cs.zone, "suggestions": plan.suggestions(session, cycle.id), "activities": activities,
+                "zone": cs.zone, "suggestions": suggestions, "activities": activities,
                 "numbers": {a.id: n for n, a in enumerate(activities, start=1)},
-                "counts": plan.review_counts(session, cycle.id), "signed_off": plan.signed_off(session, cycle.id),
+                "counts": plan.counts_of(suggestions), "signed_off": plan.signed_off(session, cycle.id),
                 "review": review, "states": STATES, "outcomes": OUTCOMES, "months": MONTHS,
                 "groups": cs.group_codes, "serves": plan.reference(), "by_activity": by_activity, "general": general,
                 "approval": approval, "rejected": [(d, session.get(Member, d.member_id)) for d in rejected],
