@@ -29,12 +29,11 @@ from calendars.rsvp import check_reply, has_calendar, replies_in_message
 from flows import answers
 from flows.state import DEFAULT_SENDER, CycleState, outbox_key
 from models.tables import AddressStatus, Cycle, InboundMail, Member, Notification, Step
-from notifications.compose import build_message, message_id_for
 from notifications.inbound import MAX_BYTES, Inbound, TooLarge, parse, read_limited
 from notifications.inbound_address import is_reply_address, row_of
-from notifications.outbox import enqueue, failure_report_context
+from notifications.kinds import kind_of
+from notifications.outbox import FAILURE_REPORT, enqueue, enqueue_composed, failure_report_context
 from notifications.render import render_message
-from notifications.sender import sender_domain
 
 PROCESSED = "Processed"
 NEEDS_ATTENTION = "Needs attention"
@@ -288,13 +287,10 @@ def _tell_secretariat(session: Session, inbound: Inbound, dsn, state: str, now: 
         [{"recipient": dsn.recipient, "kind": sent.kind, "subject": sent.subject,
           "error": f"{dsn.status} {dsn.diagnostic}".strip()
                    + (" (deferred: the server still tries)" if state == "deferred" else "")}])
-    rendered = render_message("failure_report", context)
-    message_id = message_id_for(key, sender_domain(config.sender))
-    payload = build_message(rendered, sender=config.sender, to=[secretariat[0]], cc=secretariat[1:], reply_to=None,
-                            message_id=message_id, auto_submitted=True, date=now)
-    return enqueue(session, key=key, cycle_id=cs.cycle.id, recipient=secretariat[0], cc=secretariat[1:],
-                   kind="failure_report", state="ready", due_at=now, next_attempt_at=now, created_at=now,
-                   message_id=message_id, subject=rendered.subject, payload=payload, context=context)
+    return enqueue_composed(session, render_message(FAILURE_REPORT, context), key=key, sender=config.sender,
+                            to=secretariat[0], cc=secretariat[1:], kind=FAILURE_REPORT, now=now,
+                            automatic=kind_of(FAILURE_REPORT).automatic, cycle_id=cs.cycle.id,
+                            context=context) is not None
 
 
 # -- recording through the answers module ----------------------------------------------------------

@@ -30,9 +30,8 @@ from models.audience import ROLE_TITLES, Addressee
 from models.settings import MOMENT_YEARS
 from models.tables import Cycle, Member, Membership, Notification, Step
 from models.types import utcnow_aware
-from notifications.compose import build_message, message_id_for
 from notifications.kinds import kind_of
-from notifications.outbox import enqueue, store_payloads
+from notifications.outbox import enqueue, enqueue_composed, store_payloads
 from notifications.render import render_message
 
 log = logging.getLogger("roundtable.tick")
@@ -299,7 +298,6 @@ def _tell_secretariat(cs: CycleState, step: Step, reason: str, now: datetime) ->
     except Exception:  # noqa: BLE001 - a broken snapshot: the key is all there is
         titles = (step.key, step.key)
     digest = hashlib.sha256(reason.encode("utf-8")).hexdigest()[:12]
-    domain = cs.domain
     for person in people:
         key = outbox_key(cs.cycle.id, step.key, "step_blocked", digest, person.member_id, 0)
         role_lo, role_en = ROLE_TITLES.get(person.role, ROLE_TITLES["secretariat"])
@@ -317,15 +315,11 @@ def _tell_secretariat(cs: CycleState, step: Step, reason: str, now: datetime) ->
                      "location_lo": None, "location_en": None},
             "extra": {"reason": reason, "since": now},
         }
-        rendered = render_message("step_blocked", context)
-        message_id = message_id_for(key, domain)
-        payload = build_message(rendered, sender=group_sender(cs), to=[person.email], reply_to=None,
-                                message_id=message_id, auto_submitted=kind_of("step_blocked").automatic, date=now)
-        enqueue(cs.session, key=key, cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key,
-                member_id=person.member_id, recipient=person.email, kind="step_blocked", slot=digest,
-                state="ready", due_at=now, next_attempt_at=now, created_at=now, message_id=message_id,
-                subject=rendered.subject, payload=payload, context={"group": context["group"],
-                                                                    "year": cs.cycle.year, "tz": cs.group.timezone})
+        enqueue_composed(cs.session, render_message("step_blocked", context), key=key, sender=group_sender(cs),
+                         to=person.email, kind="step_blocked", now=now, automatic=kind_of("step_blocked").automatic,
+                         cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key, member_id=person.member_id,
+                         slot=digest, context={"group": context["group"], "year": cs.cycle.year,
+                                               "tz": cs.group.timezone})
 
 
 _TABLE = Notification.__table__

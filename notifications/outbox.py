@@ -26,7 +26,7 @@ from models.memo import Memo
 from models.tables import Notification, NotificationPayload
 from notifications.compose import build_message, message_id_for
 from notifications.kinds import kind_of
-from notifications.render import render_message
+from notifications.render import Rendered, render_message
 from notifications.sender import sender_domain
 from notifications.transports import PermanentError, Refused, TransientError, Transport
 
@@ -84,6 +84,21 @@ def enqueue(session: Session, *, payload: bytes | None = None, **fields) -> bool
     if payload is not None:
         store_payload(session, row_id, payload)
     return True
+
+
+def enqueue_composed(session: Session, rendered: Rendered, *, key: str, sender: str, to: str, kind: str,
+                     now: datetime, automatic: bool, cc: Sequence[str] = (), **fields) -> bytes | None:
+    """A message made now rather than planned by the tick (a failure or bounce report, a blocked step, a sign-in
+    link): its Message-ID from its key in the sender's domain, composed, and put in the outbox ready to send.
+    `to` and `cc` may carry names; the outbox row keeps their addresses. Returns the bytes, or None when a
+    message of this key is in the outbox already. The caller commits."""
+    message_id = message_id_for(key, sender_domain(sender))
+    payload = build_message(rendered, sender=sender, to=[to], cc=list(cc), reply_to=None, message_id=message_id,
+                            auto_submitted=automatic, date=now)
+    inserted = enqueue(session, payload=payload, key=key, kind=kind, recipient=parseaddr(to)[1],
+                       cc=[parseaddr(address)[1] for address in cc], state="ready", due_at=now, next_attempt_at=now,
+                       created_at=now, message_id=message_id, subject=rendered.subject, **fields)
+    return payload if inserted else None
 
 
 def row_values_plain(fields: dict) -> dict:
@@ -499,16 +514,13 @@ def _enqueue_failure_report(engine: Engine, delivery: _Delivery, secretariat: Se
         first_context.get("year", now.year), first_context.get("tz", "Asia/Vientiane"),
         [entry for _, entry in delivery.failures])
     rendered = render_message(FAILURE_REPORT, context)
-    message_id = message_id_for(key, sender_domain(sender))
-    payload = build_message(rendered, sender=sender, to=[secretariat[0]], cc=list(secretariat[1:]), reply_to=None,
-                            message_id=message_id, auto_submitted=kind_of(FAILURE_REPORT).automatic, date=now)
     with Session(engine) as session:
-        inserted = enqueue(session, key=key, recipient=to_address, cc=[parseaddr(a)[1] for a in secretariat[1:]],
-                           kind=FAILURE_REPORT, state="ready", due_at=now, next_attempt_at=now, created_at=now,
-                           message_id=message_id, subject=rendered.subject, payload=payload, context=context)
+        payload = enqueue_composed(session, rendered, key=key, sender=sender, to=secretariat[0], cc=secretariat[1:],
+                                   kind=FAILURE_REPORT, now=now, automatic=kind_of(FAILURE_REPORT).automatic,
+                                   context=context)
         session.commit()
     delivery.report.failure_report_key = key
-    if not inserted:
+    if payload is None:
         return None
     # claimed like any other row, durably before the send (autocommit)
     row = delivery.connection.execute(update(_TABLE).where(_TABLE.c.key == key, _TABLE.c.state == "ready")

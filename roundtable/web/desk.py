@@ -30,11 +30,9 @@ from flows.steps import handler_for
 from models.audience import open_on
 from models.settings import get_settings
 from models.tables import Cycle, Document, Member, Membership, Response as Answer, SignIn, Step, WorkingGroup
-from notifications.compose import build_message, message_id_for
-from notifications.outbox import enqueue
+from notifications.outbox import enqueue_composed
 from notifications.links import feed_token, feed_url, read_feed_token
 from notifications.render import Rendered
-from notifications.sender import sender_domain
 from roundtable.web.forms import BadForm, read_form
 from roundtable.web.pages import LINK_PROBLEMS, MONTHS, REFUSALS, STATES
 from roundtable.web.render import Bi, page
@@ -178,13 +176,8 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
         html = (f"<p>{text_lo}</p><p><a href=\"{link}\">{link}</a></p><p lang=\"en\">{text_en}</p>")
         subject = "ເຂົ້າສູ່ລະບົບ — Sign in (Roundtable)"
         key = f"sign-in/{hashlib.sha256(link.encode()).hexdigest()[:24]}/m{member.id}"
-        domain = sender_domain(sender)
-        message_id = message_id_for(key, domain)
-        payload = build_message(Rendered(subject=subject, text=body, html=html), sender=sender, to=[member.email],
-                                reply_to=None, message_id=message_id, auto_submitted=True, date=now)
-        enqueue(session, payload=payload, key=key, member_id=member.id, recipient=member.email, kind="sign_in",
-                slot="", state="ready", due_at=now, next_attempt_at=now, message_id=message_id, subject=subject,
-                created_at=now)
+        enqueue_composed(session, Rendered(subject=subject, text=body, html=html), key=key, sender=sender,
+                         to=member.email, kind="sign_in", now=now, automatic=True, member_id=member.id, slot="")
 
     def _check_link(session: Session, token: str) -> tuple[SignIn, Member] | str:
         try:
