@@ -1,12 +1,14 @@
 """What the secretariat's desk shows of a cycle and does to its outbox: the timeline with who has not
 answered, the outbox (retry a failed message, resend one message, pause a step's reminders), the
-audit trail (answers, plan changes, messages, sign-ins) and its CSV. Actions are checked and audited
+audit trail (answers, plan changes, messages, sign-ins) and its CSV; who may sign in, and their one-time links. Actions are checked and audited
 through flows.answers like every other secretariat action."""
 
 import csv
 import io
+import secrets
 from datetime import datetime
 
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -14,10 +16,38 @@ from flows import answers
 from flows.answers import AnswerRefused
 from flows.state import CycleState
 from flows.steps import handler_for
-from models.tables import AnswerAudit, Cycle, Member, Notification, OperatorAction, SignIn, Step
+from models.audience import open_on
+from models.tables import AnswerAudit, Cycle, Member, Membership, Notification, OperatorAction, SignIn, Step
 
 AUDIT_KINDS = ("answers", "plan", "messages", "sign-ins", "operator")
+DESK_ROLES = ("secretariat-head", "secretariat", "chair")  # who may sign in to the desk
+SIGN_IN_SALT = "roundtable.sign-in"
 PLAN_KINDS = ("activity", "disposition", "checklist", "revision", "document", "message", "reminders")
+
+
+def sign_in_link(session: Session, secret: str, base_url: str, member: Member, now: datetime,
+                 channel: str = "mail") -> str:
+    """A one-time link for `member` (stored as a SignIn row with its nonce)."""
+    nonce = secrets.token_hex(16)
+    session.add(SignIn(member_id=member.id, nonce=nonce, channel=channel, issued_at=now))
+    session.flush()
+    token = URLSafeTimedSerializer(secret, salt=SIGN_IN_SALT).dumps({"n": nonce})
+    return f"{base_url.rstrip('/')}/login/{token}"
+
+
+def desk_roles(session: Session, member_id: int, day) -> dict[int, set[str]]:
+    """group id -> the member's desk roles there on `day`."""
+    rows = session.exec(select(Membership.group_id, Membership.role)
+                        .where(Membership.member_id == member_id, Membership.role.in_(DESK_ROLES))
+                        .where(*open_on(day))).all()
+    roles: dict[int, set[str]] = {}
+    for group_id, role in rows:
+        roles.setdefault(group_id, set()).add(role)
+    return roles
+
+
+def member_by_email(session: Session, email: str) -> Member | None:
+    return session.exec(select(Member).where(Member.email == (email or "").strip().lower())).first()
 
 
 def timeline(session: Session, cycle: Cycle) -> list[dict]:

@@ -32,6 +32,7 @@ from flows.tick import EngineConfig, next_due, tick
 from models.db import make_engine, upgrade
 from models.definition import CycleDefinition
 from models.groups import load_groups
+from models.settings import SIMULATION_SECRET_FILE
 from models.roster import import_roster
 from models.tables import Cycle, Decision, Member, Notification, Response, Step, WorkingGroup
 from notifications.outbox import SentRow, deliver_due
@@ -41,7 +42,6 @@ MAIL_DIR = "mail"  # under the output folder: every simulated message as an .eml
 SIM_SENDER = "GSWG Secretariat via Roundtable <roundtable@gswg.example.org>"
 SIM_SECRET = "simulation-only-secret"  # links in simulated mail when no key is configured; never a real key
 SIM_BASE_URL = "http://127.0.0.1:8000"  # where `roundtable web` serves by default
-SECRET_FILE = "secret_key"  # DIR/secret_key: the simulation key, which `roundtable web` reads beside the database
 # Answers a step reacts to as soon as they are recorded (the rest are read at the engine's next moment).
 ENGINE_REACTS_TO = ("decision", "revision", "checklist", "review", "receipt")
 RECORDERS = {"suggestion": answers.record_suggestion, "comment": answers.record_comment,
@@ -208,10 +208,10 @@ def simulate_cycles(definitions: list[CycleDefinition], roster: Path, groups: Pa
     upgrade(engine)
     if secret is None:  # links signed with a key written beside the database, so `roundtable web` serves them
         secret = SIM_SECRET
-        (out_dir / SECRET_FILE).write_text(secret + "\n", encoding="utf-8")
-        (out_dir / SECRET_FILE).chmod(0o600)
+        (out_dir / SIMULATION_SECRET_FILE).write_text(secret + "\n", encoding="utf-8")
+        (out_dir / SIMULATION_SECRET_FILE).chmod(0o600)
     else:  # the configured key: `roundtable web` uses it too; it is never copied into DIR
-        (out_dir / SECRET_FILE).unlink(missing_ok=True)
+        (out_dir / SIMULATION_SECRET_FILE).unlink(missing_ok=True)
     config = EngineConfig(sender=SIM_SENDER, base_url=base_url, secret=secret)
     timelines = [compute_timeline(definition, year, anchors) for definition in definitions]
     launch = min(step.first_moment for timeline in timelines for step in timeline) - timedelta(days=1)

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # intent, and years like 1 or 9999 overflow once a zone offset or a backoff is added.
 MOMENT_YEARS = range(1990, 2101)
 MIN_SECRET_BYTES = 32
+SIMULATION_SECRET_FILE = "secret_key"  # `simulate --out DIR` writes the key it signed with here, beside the database
 
 
 class SecretKeyError(ValueError):
@@ -118,3 +119,14 @@ def secret_key_problems(settings: Settings) -> list[str]:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def secret_for(database_url: str, configured: str | None) -> str | None:
+    """The configured key; without one, the key a simulation wrote beside its SQLite database."""
+    if configured:
+        return configured
+    if database_url.startswith("sqlite:///"):
+        beside = Path(database_url.removeprefix("sqlite:///")).parent / SIMULATION_SECRET_FILE
+        if beside.is_file():
+            return beside.read_text(encoding="utf-8").strip() or None
+    return None

@@ -18,7 +18,7 @@ from flows.state import CycleState
 from models.tables import (AnswerAudit, Cycle, Disposition, Document, Member, Membership, Notification,
                            NotificationPayload, PlanActivity, SignIn, Step, WorkingGroup)
 from roundtable.cli import app as cli
-from roundtable.web.desk import sign_in_link
+from flows.desk import sign_in_link
 from tests.engine_helpers import local
 from tests.web_helpers import CSRF, SECRET, make_world
 

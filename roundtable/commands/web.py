@@ -55,8 +55,8 @@ def register(root: typer.Typer) -> None:
                                           "served with `roundtable web --now`)."),
     ):
         """Print a one-time link to sign in to the desk (valid 15 minutes, used once)."""
-        from roundtable.web.app import secret_for
-        from roundtable.web.desk import desk_roles, member_by_email, sign_in_link
+        from flows.desk import desk_roles, member_by_email, sign_in_link
+        from models.settings import secret_for
 
         moment = parse_moment(now, "--now")
         secret = secret_for(settings().database_url, secret_key())

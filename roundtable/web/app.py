@@ -24,7 +24,7 @@ from flows.answers import AnswerRefused
 from flows.state import KNOWN_DEFINITIONS
 from models.db import BackgroundCheckpoints, make_engine
 from models.definition import CycleDefinition, StepDef
-from models.settings import get_settings
+from models.settings import get_settings, secret_for
 from models.tables import Cycle, Document, Member, Step, WorkingGroup
 from notifications.links import ActionLinkError, verify_action
 from roundtable.web import desk, pages
@@ -37,7 +37,6 @@ GRACE = timedelta(days=14)  # a link outlives its step's close by this much (to 
 LINK_MAX_AGE = timedelta(days=730)  # the signature's own limit; the step's close is the real one
 # Purposes signed before the kinds registry (issue 9): read as their successors.
 ALIASES = {"meeting": "rsvp", "review": "checklist", "task": "status"}
-SECRET_BESIDE_DB = "secret_key"  # `simulate --out DIR` writes the key it signed with here
 # How uvicorn runs the app (`roundtable web`, `serve`, bench/bench_web.py): httptools' parser (a dependency: h11's
 # costs ~0.1 ms a request), and asyncio's loop even where uvloop is installed (at 50 clients uvloop answered
 # some connections ten times later than the rest: p99 590 ms against 53 ms).
@@ -85,17 +84,6 @@ class LinkRefused(Exception):
     def __init__(self, code: str, status: int = 403):
         super().__init__(code)
         self.code, self.status = code, status
-
-
-def secret_for(database_url: str, configured: str | None) -> str | None:
-    """The configured key; without one, the key a simulation wrote beside its SQLite database."""
-    if configured:
-        return configured
-    if database_url.startswith("sqlite:///"):
-        beside = Path(database_url.removeprefix("sqlite:///")).parent / SECRET_BESIDE_DB
-        if beside.is_file():
-            return beside.read_text(encoding="utf-8").strip() or None
-    return None
 
 
 def create_app(*, engine: Engine | None = None, secret: str | None = None,

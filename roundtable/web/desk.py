@@ -9,7 +9,6 @@ flows.plan / flows.desk / flows.answers (their checks, their audit rows, channel
 """
 
 import hashlib
-import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 from typing import Callable
@@ -24,12 +23,12 @@ from sqlmodel import Session, select
 from calendars.feeds import UnknownGroup, UnknownMember, group_feed, member_feed
 from flows import desk, plan
 from flows.answers import AnswerRefused, record_revision
+from flows.desk import SIGN_IN_SALT, desk_roles, member_by_email, sign_in_link
 from flows.documents import FORMATS, filename_for, plan_model, render
 from flows.state import CycleState
 from flows.steps import handler_for
-from models.audience import open_on
 from models.settings import get_settings
-from models.tables import Cycle, Document, Member, Membership, Response as Answer, SignIn, Step, WorkingGroup
+from models.tables import Cycle, Document, Member, Response as Answer, SignIn, Step, WorkingGroup
 from notifications.outbox import enqueue_composed
 from notifications.links import feed_token, feed_url, read_feed_token
 from notifications.render import Rendered
@@ -44,7 +43,6 @@ SIGN_IN_VALID = timedelta(minutes=15)
 SIGN_IN_LINKS_AT_ONCE = 3
 SESSION_HOURS = 12
 COOKIE = "rt_desk"
-DESK_ROLES = ("secretariat-head", "secretariat", "chair")
 ACTING_ROLES = ("secretariat-head", "secretariat")
 OUTCOMES = {"accepted": ("ຮັບເອົາ", "accepted"), "merged": ("ລວມເຂົ້າກັບກິດຈະກຳອື່ນ", "merged"),
             "rejected": ("ປະຕິເສດ", "rejected")}
@@ -64,35 +62,10 @@ EXTRA_REFUSALS = {
 }
 
 
-def sign_in_link(session: Session, secret: str, base_url: str, member: Member, now: datetime,
-                 channel: str = "mail") -> str:
-    """A one-time link for `member` (stored as a SignIn row with its nonce)."""
-    nonce = secrets.token_hex(16)
-    session.add(SignIn(member_id=member.id, nonce=nonce, channel=channel, issued_at=now))
-    session.flush()
-    token = URLSafeTimedSerializer(secret, salt="roundtable.sign-in").dumps({"n": nonce})
-    return f"{base_url.rstrip('/')}/login/{token}"
-
-
-def desk_roles(session: Session, member_id: int, day) -> dict[int, set[str]]:
-    """group id -> the member's desk roles there on `day`."""
-    rows = session.exec(select(Membership.group_id, Membership.role)
-                        .where(Membership.member_id == member_id, Membership.role.in_(DESK_ROLES))
-                        .where(*open_on(day))).all()
-    roles: dict[int, set[str]] = {}
-    for group_id, role in rows:
-        roles.setdefault(group_id, set()).add(role)
-    return roles
-
-
-def member_by_email(session: Session, email: str) -> Member | None:
-    return session.exec(select(Member).where(Member.email == (email or "").strip().lower())).first()
-
-
 def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime], sender: str, base_url: str,
              on_answer: Callable[[int, str], None] | None = None) -> None:
     csrf = Csrf(secret)
-    signer = URLSafeTimedSerializer(secret, salt="roundtable.sign-in")
+    signer = URLSafeTimedSerializer(secret, salt=SIGN_IN_SALT)
     sessions = URLSafeTimedSerializer(secret, salt="roundtable.desk-session")
     secure = base_url.startswith("https://")
     zone = ZoneInfo(get_settings().timezone)  # the deployment's day, for who holds a role today
