@@ -95,6 +95,15 @@ def build(db_url: str, members: int) -> list[str]:
     return [f"/action/{sign_action(SECRET, member_id=i, step_id=call, purpose='respond')}" for i in ids]
 
 
+def _uvicorn_flags(options: dict) -> list[str]:
+    """SERVER_OPTIONS as uvicorn's command line: --loop=asyncio, --no-proxy-headers, ..."""
+    flags = []
+    for name, value in options.items():
+        flag = name.replace("_", "-")
+        flags.append((f"--{flag}" if value else f"--no-{flag}") if isinstance(value, bool) else f"--{flag}={value}")
+    return flags
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -267,7 +276,7 @@ def main() -> None:
                                    "--app-dir", str(Path(__file__).resolve().parent), "--host", "127.0.0.1",
                                    "--port", str(port), "--log-level", "warning", "--no-access-log",
                                    "--timeout-keep-alive", "120", "--workers", str(args.workers),
-                                   *(f"--{name}={value}" for name, value in SERVER_OPTIONS.items())],
+                                   *_uvicorn_flags(SERVER_OPTIONS)],
                                   env=env, cwd=ROOT)
         try:
             base = f"http://127.0.0.1:{port}"

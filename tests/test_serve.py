@@ -169,6 +169,7 @@ def test_serve_runs_a_live_cycle_a_web_answer_gets_its_receipt_at_once(tmp_path,
         with httpx.Client(base_url=f"http://127.0.0.1:{serve.port}") as client:
             page = client.get(link)
             assert page.status_code == 200 and "ສະເໜີກິດຈະກຳ" in page.text
+            assert "server" not in page.headers  # as `roundtable web` runs it (roundtable.web.app.SERVER_OPTIONS)
             before = len(smtp.records())
             posted = time.monotonic()
             done = client.post(link, data={"csrf": csrf_of(page.text), "op": "save", "title": "ສໍາມະນາ ປີ 2027",

@@ -39,8 +39,7 @@ def register(root: typer.Typer) -> None:
             fail(str(exc))
         from roundtable.web.app import SERVER_OPTIONS
 
-        options = dict(host=host, port=port, log_level="info", proxy_headers=False, server_header=False,
-                       **SERVER_OPTIONS)
+        options = dict(host=host, port=port, log_level="info", **SERVER_OPTIONS)
         if workers == 1:
             uvicorn.run(app, **options)
             return

@@ -38,9 +38,10 @@ LINK_MAX_AGE = timedelta(days=730)  # the signature's own limit; the step's clos
 # Purposes signed before the kinds registry (issue 9): read as their successors.
 ALIASES = {"meeting": "rsvp", "review": "checklist", "task": "status"}
 # How uvicorn runs the app (`roundtable web`, `serve`, bench/bench_web.py): httptools' parser (a dependency: h11's
-# costs ~0.1 ms a request), and asyncio's loop even where uvloop is installed (at 50 clients uvloop answered
-# some connections ten times later than the rest: p99 590 ms against 53 ms).
-SERVER_OPTIONS = {"loop": "asyncio", "http": "httptools"}
+# costs ~0.1 ms a request), asyncio's loop even where uvloop is installed (at 50 clients uvloop answered some
+# connections ten times later than the rest: p99 590 ms against 53 ms), no trust in X-Forwarded-* headers and
+# no Server header.
+SERVER_OPTIONS = {"loop": "asyncio", "http": "httptools", "proxy_headers": False, "server_header": False}
 
 
 @dataclass
