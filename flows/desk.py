@@ -62,12 +62,11 @@ def timeline(session: Session, cycle: Cycle) -> list[dict]:
     for step in cs.steps():
         handler = handler_for(step.kind)
         definition = cs.step_def(step.key)
-        expected = handler.expected(cs, step)
-        answered = handler.answered(cs, step)
+        expected, answered = handler.progress(cs, step)
         waiting = [p for p in expected if p.member_id not in answered] if step.state != "planned" else []
         count, first = pending.get(step.id, (0, None))
         out.append({"step": step, "title_lo": definition.title_lo, "title_en": definition.title_en,
-                    "expected": len(expected), "answered": len([p for p in expected if p.member_id in answered]),
+                    "expected": len(expected), "answered": len(answered),
                     "waiting": waiting, "reminders_left": count, "next_reminder": first,
                     "paused": bool(step.data.get("reminders_paused"))})
     return out

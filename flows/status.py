@@ -23,8 +23,7 @@ def cycle_status(session: Session, cycle: Cycle, now: datetime | None = None) ->
     steps = []
     for step in cs.steps():
         handler = handler_for(step.kind)
-        expected = handler.expected(cs, step)
-        answered = handler.answered(cs, step) & {p.member_id for p in expected}
+        expected, answered = handler.progress(cs, step)
         steps.append({
             "key": step.key, "kind": step.kind, "state": step.state, "outcome": step.outcome,
             "opens_at": _iso(step.opens_at, cs), "due_at": _iso(step.due_at, cs),

@@ -66,6 +66,12 @@ class StepHandler:
         rows = cs.session.exec(select(Response.member_id).where(Response.step_id == step.id, Response.kind == kind))
         return set(rows.all())
 
+    def progress(self, cs: CycleState, step: Step) -> tuple[list[Addressee], set[int]]:
+        """The people asked (`expected`) and which of them have answered: what status, the desk and the
+        status page count."""
+        expected = self.expected(cs, step)
+        return expected, self.answered(cs, step) & {person.member_id for person in expected}
+
     def answered_now(self, cs: CycleState, step: Step) -> set[int]:
         """`answered`, asked once per step (and plan revision) per tick: a tick records no answers, and
         deciding on hundreds of due reminders must not ask the same question for each of them."""

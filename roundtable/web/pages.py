@@ -318,9 +318,7 @@ def show_documents(session, action, csrf, query, refused=None):
 def show_status(session, action, csrf, query, refused=None):
     ctx = _context(session, action, csrf, query, refused)
     cs, step = CycleState(session, action.cycle), action.step
-    handler = handler_for(step.kind)
-    expected = handler.expected(cs, step)
-    answered = handler.answered(cs, step) & {p.member_id for p in expected}
+    expected, answered = handler_for(step.kind).progress(cs, step)
     late = [p for p in expected if p.member_id not in answered]
     decisions = session.exec(select(Decision, Member).join(Member, Member.id == Decision.member_id)
                              .where(Decision.step_id == step.id).order_by(Decision.at, Decision.id)).all()
