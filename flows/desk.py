@@ -128,20 +128,15 @@ def pause_reminders(session: Session, *, member_id: int, step_id: int, now: date
 
 
 def audit_trail(session: Session, cycle: Cycle, now: datetime, kind: str = "", limit: int | None = None) -> list[dict]:
-    """Every answer, plan change, message sent and sign-in of the cycle's group, newest first;
-    `kind`: one of AUDIT_KINDS, an answer kind (suggestion, decision …) or "" for all."""
+    """Every answer, plan change, message sent and sign-in of the cycle's group, newest first (the `limit`
+    newest: each source is asked for no more); `kind`: one of AUDIT_KINDS, an answer kind (suggestion,
+    decision …) or "" for all."""
     cs = CycleState(session, cycle)
-    names = {}
 
-    def who(member_id: int | None) -> str:
-        if member_id is None:
-            return ""
-        if member_id not in names:
-            member = session.get(Member, member_id)
-            names[member_id] = f"{member.name} <{member.email}>" if member else str(member_id)
-        return names[member_id]
+    def newest(query, at, row_id):  # equal moments keep the order the rows were written in
+        return session.exec(query.order_by(at.desc(), row_id).limit(limit)).all()
 
-    rows: list[dict] = []
+    rows: list[dict] = []  # "who": a member id until the names are read, for the rows kept only
     if kind in ("", "answers", "plan") or kind not in AUDIT_KINDS:
         query = select(AnswerAudit).where(AnswerAudit.cycle_id == cycle.id)
         if kind == "plan":
@@ -150,28 +145,36 @@ def audit_trail(session: Session, cycle: Cycle, now: datetime, kind: str = "", l
             query = query.where(AnswerAudit.kind.not_in(PLAN_KINDS))
         elif kind:
             query = query.where(AnswerAudit.kind == kind)
-        for row in session.exec(query).all():
-            rows.append({"at": row.at, "who": who(row.member_id), "what": row.kind, "action": row.action,
+        for row in newest(query, AnswerAudit.at, AnswerAudit.id):
+            rows.append({"at": row.at, "who": row.member_id, "what": row.kind, "action": row.action,
                          "channel": row.channel, "late": row.late, "detail": row.detail})
     if kind in ("", "messages"):
-        for row in session.exec(select(Notification).where(Notification.cycle_id == cycle.id,
-                                                           Notification.sent_at.is_not(None))).all():
+        for row in newest(select(Notification).where(Notification.cycle_id == cycle.id,
+                                                     Notification.sent_at.is_not(None)),
+                          Notification.sent_at, Notification.id):
             rows.append({"at": row.sent_at, "who": row.recipient, "what": f"message: {row.kind}",
                          "action": "sent", "channel": "mail", "late": False,
                          "detail": {"step": row.step_key, "subject": row.subject}})
     if kind in ("", "operator"):  # anchor moves, dropped or reopened steps, a cancelled cycle
-        for row in session.exec(select(OperatorAction).where(OperatorAction.cycle_id == cycle.id)).all():
+        for row in newest(select(OperatorAction).where(OperatorAction.cycle_id == cycle.id), OperatorAction.at,
+                          OperatorAction.id):
             rows.append({"at": row.at, "who": "", "what": f"operator: {row.action}", "action": row.action,
                          "channel": "cli", "late": False, "detail": row.detail})
     if kind in ("", "sign-ins"):
-        group_members = {p.member_id for p in cs.people(("secretariat-head", "secretariat", "chair"),
-                                                        [cs.group.code], now)}
-        for row in session.exec(select(SignIn).where(SignIn.used_at.is_not(None))).all():
-            if row.member_id in group_members:
-                rows.append({"at": row.used_at, "who": who(row.member_id), "what": "sign-in", "action": "sign-in",
-                             "channel": row.channel, "late": False, "detail": {}})
+        group_members = [p.member_id for p in cs.people(DESK_ROLES, [cs.group.code], now)]
+        for row in newest(select(SignIn).where(SignIn.used_at.is_not(None), SignIn.member_id.in_(group_members)),
+                          SignIn.used_at, SignIn.id):
+            rows.append({"at": row.used_at, "who": row.member_id, "what": "sign-in", "action": "sign-in",
+                         "channel": row.channel, "late": False, "detail": {}})
     rows.sort(key=lambda r: r["at"], reverse=True)
-    return rows[:limit] if limit else rows
+    rows = rows[:limit] if limit else rows
+    ids = {row["who"] for row in rows if isinstance(row["who"], int)}
+    names = {m.id: f"{m.name} <{m.email}>" for m in session.exec(select(Member).where(Member.id.in_(ids)))} \
+        if ids else {}
+    for row in rows:
+        if not isinstance(row["who"], str):
+            row["who"] = "" if row["who"] is None else names.get(row["who"], str(row["who"]))
+    return rows
 
 
 def audit_csv(rows: list[dict], zone) -> str:

@@ -247,6 +247,24 @@ def test_dashboard_timeline_outbox_retry_resend_and_paused_reminders(world):
         assert session.get(Step, review).data["reminders_paused"] is False
 
 
+def test_the_dashboard_trail_is_the_newest_of_the_whole_trail(world):
+    from flows.desk import audit_trail
+
+    _sign_in(world, _client(world), "head@example.org")
+    with Session(world.engine) as session:
+        ready = session.exec(select(Notification).where(Notification.state == "ready")
+                             .order_by(Notification.id)).all()
+        for row, sent_at in zip(ready, (REVIEW - timedelta(days=1), REVIEW, REVIEW)):  # moments shared with others
+            row.state, row.sent_at = "sent", sent_at
+        session.commit()
+        cycle = session.get(Cycle, world.cycle_id)
+        whole = audit_trail(session, cycle, REVIEW)
+        assert {"suggestion", "sign-in"} <= {row["what"] for row in whole}
+        assert sum(row["what"].startswith("message: ") for row in whole) == 3
+        for limit in range(1, len(whole) + 2):  # each source asked for `limit` rows at most, the names read after
+            assert audit_trail(session, cycle, REVIEW, limit=limit) == whole[:limit]
+
+
 def _docx_bytes(text: str) -> bytes:
     document = DocxDocument()
     document.add_paragraph(text)
