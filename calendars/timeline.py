@@ -112,7 +112,7 @@ class _Evaluator:
         """A point the step does not set: derived as its kind says (a meeting opens when its invitations go,
         10 business days ahead, and is due when it ends), if the point it derives from is there."""
         spec = spec_for(step.kind)
-        text = spec.derived.get(point) or spec.defaults.get(point)
+        text = spec.derived.get(point)
         if text is None:
             return None
         expr = parse_time_expr(text)

@@ -22,14 +22,13 @@ import yaml
 from sqlalchemy import bindparam, insert, or_
 from sqlmodel import Session, select
 
-from flows.cycle import late_policy
-from flows.state import CycleState, outbox_key
+from flows.cycle import schedule_now
+from flows.state import CycleState
 from flows.steps.collect import RECEIPT
 from models.audience import open_on, principals_of
 from models.db import insert_row
 from models.tables import (AnswerAudit, Cycle, Decision, Disposition, Document, Member, Membership, PlanActivity,
                            Response, Step, WorkingGroup)
-from notifications.outbox import enqueue
 
 CHANNELS = ("web", "mail", "cli", "simulator")
 PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")
@@ -239,11 +238,8 @@ def _schedule_receipt(session: Session, ctx: _Context, member_id: int, now: date
     """The receipt, due now: the next tick writes it (flows/steps/collect.py lists the suggestions as they stand
     then) and sends it; `serve` wakes the tick after every answer. One per filing: the suggestion and the
     moment tell them apart."""
-    step, slot = ctx.step, f"{suggestion_id}-{now.strftime('%Y%m%dT%H%M%S%f')}"
-    enqueue(session, key=outbox_key(step.cycle_id, step.key, RECEIPT, slot, member_id, 0), cycle_id=step.cycle_id,
-            step_id=step.id, step_key=step.key, member_id=member_id, recipient=session.get(Member, member_id).email,
-            kind=RECEIPT, slot=slot, policy=late_policy(ctx.cs.definition, RECEIPT), state="scheduled", due_at=now,
-            created_at=now)
+    schedule_now(ctx.cs, ctx.step, RECEIPT, f"{suggestion_id}-{now.strftime('%Y%m%dT%H%M%S%f')}",
+                 session.get(Member, member_id), now)
 
 
 def withdraw_suggestion(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,

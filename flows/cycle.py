@@ -17,7 +17,7 @@ from models.definition import CycleDefinition
 from models.tables import CalendarEntry, Cycle, Member, Notification, OperatorAction, Step, WorkingGroup
 from models.types import utcnow_aware
 from notifications.kinds import KINDS, kind_of
-from notifications.outbox import enqueue_many
+from notifications.outbox import enqueue, enqueue_many
 
 KEYS_PER_QUERY = 500
 _COLUMNS = [column.name for column in Notification.__table__.columns if column.name != "id"]
@@ -49,6 +49,16 @@ def late_policy(definition: CycleDefinition, kind: str) -> str:
     """What happens to a message of `kind` whose moment passed while the engine was down: the
     definition's choice, else the kind's own."""
     return definition.late_policy.get(kind) or kind_of(kind).late_policy
+
+
+def schedule_now(cs: CycleState, step: Step, kind: str, slot: str, member: Member, now: datetime,
+                 revision: int = 0) -> bool:
+    """One message of `kind` about `step` to `member`, due now, outside the step's plan (a receipt, a request
+    sent again): the next tick writes and sends it. False when its key is in the outbox already."""
+    return enqueue(cs.session, key=outbox_key(cs.cycle.id, step.key, kind, slot, member.id, revision),
+                   cycle_id=cs.cycle.id, step_id=step.id, step_key=step.key, member_id=member.id,
+                   recipient=member.email, kind=kind, slot=slot, revision=revision,
+                   policy=late_policy(cs.definition, kind), state="scheduled", due_at=now, created_at=now)
 
 
 def start_cycle(session: Session, definition: CycleDefinition, year: int, anchors: dict[str, datetime],

@@ -27,12 +27,13 @@ from sqlmodel import Session, select
 
 from calendars.rsvp import check_reply, has_calendar, replies_in_message
 from flows import answers
-from flows.state import DEFAULT_SENDER, CycleState, outbox_key
+from flows.cycle import schedule_now
+from flows.state import DEFAULT_SENDER, CycleState
 from models.tables import AddressStatus, Cycle, InboundMail, Member, Notification, Step
 from notifications.inbound import MAX_BYTES, Inbound, TooLarge, parse, read_limited
 from notifications.inbound_address import is_reply_address, row_of
 from notifications.kinds import kind_of
-from notifications.outbox import FAILURE_REPORT, enqueue, enqueue_composed, failure_report_context
+from notifications.outbox import FAILURE_REPORT, enqueue_composed, failure_report_context
 from notifications.render import render_message
 
 PROCESSED = "Processed"
@@ -212,13 +213,8 @@ def _approval_reply(session: Session, step: Step, member: Member, row: InboundMa
     if step.state != "open":
         raise _Refused(f"a reply to the approval request of {step.key}, which is {step.state}; kept for the "
                        f"secretariat")
-    cycle = session.get(Cycle, step.cycle_id)
-    revision = cycle.plan_revision
-    slot = f"mail{row.id}"
-    enqueue(session, key=outbox_key(cycle.id, step.key, "approval_request", slot, member.id, revision),
-            cycle_id=cycle.id, step_id=step.id, step_key=step.key, member_id=member.id, recipient=member.email,
-            kind="approval_request", slot=slot, revision=revision, policy="send_late", state="scheduled",
-            due_at=now, created_at=now)
+    cs = CycleState(session, session.get(Cycle, step.cycle_id))
+    schedule_now(cs, step, "approval_request", f"mail{row.id}", member, now, revision=cs.cycle.plan_revision)
     return Outcome("approval_reply", f"a mail decides nothing: the confirm link goes again to {member.email}; "
                                      f"the reply is kept for the secretariat", NEEDS_ATTENTION)
 

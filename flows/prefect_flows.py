@@ -48,8 +48,7 @@ def _tick_run_name() -> str:
     moment = _moment(flow_run.parameters.get("now"))
     parts = []
     try:
-        engine, _ = _engine()
-        with Session(engine) as session:
+        with Session(engine_for(get_settings().database_url)) as session:  # the flow itself brings the schema up
             rows = session.exec(select(WorkingGroup.code, Cycle.year, Step.key)
                                 .join(Cycle, Cycle.group_id == WorkingGroup.id)
                                 .join(Step, Step.cycle_id == Cycle.id)

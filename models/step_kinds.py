@@ -26,10 +26,9 @@ class StepKindSpec:
     required: tuple[str, ...] = ("due",)  # fields a step of this kind must set
     accepts: tuple[str, ...] = ()  # fields of its own, beyond COMMON_FIELDS (a meeting: location_lo, agenda …)
     extra_points: tuple[str, ...] = ()  # its own time points, each a field holding a time expression
-    # A point the step does not set, computed from this expression (a meeting opens 10 business days ahead).
+    # A point the step does not set, computed from this expression (a meeting opens 10 business days ahead; its
+    # survey is due 5 business days after it ends).
     derived: dict[str, str] = field(default_factory=dict)
-    # A point left unset that defaults to another (a meeting's survey is due 5 business days after it ends).
-    defaults: dict[str, str] = field(default_factory=dict)
     answer: str = ""  # what an answer to it is called when the definition's `response` does not say
 
     @property
