@@ -78,11 +78,14 @@ def month_name(month: int, lang: str) -> str:
     return format_date(date(2000, month, 1), "MMMM", locale=lang)
 
 
+def month_span(start: int, end: int, lang: str) -> str:
+    """'April – July' (one month: 'April')."""
+    return month_name(start, lang) if start == end else f"{month_name(start, lang)} – {month_name(end, lang)}"
+
+
 def months_text(start: int, end: int) -> str:
     """'ເມສາ – ກໍລະກົດ\nApril – July' (one month: 'ເມສາ\nApril')."""
-    def span(lang: str) -> str:
-        return month_name(start, lang) if start == end else f"{month_name(start, lang)} – {month_name(end, lang)}"
-    return f"{span('lo')}\n{span('en')}"
+    return f"{month_span(start, end, 'lo')}\n{month_span(start, end, 'en')}"
 
 
 def _day(d: date, lang: str) -> str:

@@ -141,15 +141,12 @@ def authors(session: Session, cycle_id: int) -> set[int]:
 def outcomes_by_author(session: Session, cycle_id: int) -> dict[int, list[dict]]:
     """What the review made of each author's suggestions (the review_outcome message's list), for every
     author at once: the tick tells hundreds of authors in one go."""
-    from flows.documents import month_name  # flows.documents reads this module for the documents
+    from flows.documents import month_span  # flows.documents reads this module for the documents
 
     activities = {a.id: a for a in session.exec(select(PlanActivity).where(PlanActivity.cycle_id == cycle_id))}
 
     def months(activity: PlanActivity | None, lang: str) -> str:
-        if activity is None:
-            return ""
-        first, last = month_name(activity.start_month, lang), month_name(activity.end_month, lang)
-        return first if first == last else f"{first} – {last}"
+        return month_span(activity.start_month, activity.end_month, lang) if activity else ""
 
     out: dict[int, list[dict]] = {}
     for row in suggestions(session, cycle_id):

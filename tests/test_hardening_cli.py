@@ -171,22 +171,18 @@ def test_read_only_database_is_one_line(db, tmp_path):
     assert errors == ["error: database: attempt to write a readonly database (the file or its folder is read-only)"]
 
 
-def test_guard_turns_database_and_file_errors_into_one_line(capsys):
-    from roundtable.commands.common import guard
+def test_database_and_file_errors_end_as_one_line(capsys):
+    from roundtable.commands.common import fail_plainly  # what roundtable.cli.main does with any error
 
-    def database_down():
-        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
-
+    database_down = OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
     with pytest.raises(SystemExit) as exited:
-        guard(database_down)
+        fail_plainly(database_down)
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == "error: database: server closed the connection unexpectedly"
 
-    def disk_full():
-        raise OSError(28, "No space left on device", "outbox/x.eml")
-
+    disk_full = OSError(28, "No space left on device", "outbox/x.eml")
     with pytest.raises(SystemExit):
-        guard(disk_full)
+        fail_plainly(disk_full)
     assert capsys.readouterr().err.strip() == "error: cannot use outbox/x.eml: No space left on device"
 
 

@@ -98,14 +98,6 @@ def database_reason(exc: BaseException) -> str:
     return text
 
 
-def guard(action) -> None:
-    """Run the CLI so that no database or file error ends in a traceback: one line, exit 2."""
-    try:
-        action()
-    except (SQLAlchemyError, OSError) as exc:
-        fail_plainly(exc)
-
-
 def fail_plainly(exc: BaseException) -> None:
     """One line, exit 2, for a database or file error; anything else is raised again."""
     if isinstance(exc, SQLAlchemyError):

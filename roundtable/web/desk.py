@@ -54,6 +54,7 @@ DONE = {"saved": ("ບັນທຶກແລ້ວ.", "Saved."),
         "uploaded": ("ອັບໂຫຼດແລ້ວ: ເອກະສານນີ້ຈະຖືກສົ່ງສໍາລັບສະບັບນີ້.",
                      "Uploaded: this document goes out for this revision."),
         "revised": ("ສົ່ງສະບັບປັບປຸງໄປຫາປະທານແລ້ວ.", "The revised plan goes to the chairs.")}
+FORM_EXPIRED = ("ແບບຟອມໝົດອາຍຸ.", "This form has expired.")
 EXTRA_REFUSALS = {
     "with-approvers": ("ແຜນຢູ່ກັບປະທານ ແລະ ປະທານຮ່ວມ: ຍັງແກ້ໄຂບໍ່ໄດ້.",
                        "The plan is with the chair and co-chairs: it cannot change now."),
@@ -122,8 +123,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
     async def login_send(request: Request) -> Response:
         form = await request.form()
         if not csrf.valid("login", form.get("csrf")):
-            return page("desk_refused.html.j2", {"bi": Bi(), "problem": ("ແບບຟອມໝົດອາຍຸ.", "This form has expired.")},
-                        status=403)
+            return page("desk_refused.html.j2", {"bi": Bi(), "problem": FORM_EXPIRED}, status=403)
         email = str(form.get("email", ""))
         now = clock()
         with Session(engine) as session:
@@ -191,8 +191,7 @@ def register(app: FastAPI, *, engine, secret: str, clock: Callable[[], datetime]
     async def login_use(token: str, request: Request) -> Response:
         form = await request.form()
         if not csrf.valid(token, form.get("csrf")):
-            return page("desk_refused.html.j2", {"bi": Bi(), "problem": ("ແບບຟອມໝົດອາຍຸ.", "This form has expired."),
-                                                 "login": True}, status=403)
+            return page("desk_refused.html.j2", {"bi": Bi(), "problem": FORM_EXPIRED, "login": True}, status=403)
         with Session(engine) as session:
             checked = _check_link(session, token)
             if isinstance(checked, str):

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from calendars.rsvp import who_is_coming
 from flows import answers
 from flows.answers import AnswerRefused
+from flows.documents import month_name
 from flows.state import CycleState
 from flows.steps import handler_for
 from models.tables import Decision, Document, Member, Response
@@ -68,9 +69,7 @@ PARTSTATS = {"ACCEPTED": ("ເຂົ້າຮ່ວມ", "Accept"), "TENTATIVE":
              "DECLINED": ("ບໍ່ເຂົ້າຮ່ວມ", "Decline")}
 STATES = {"planned": ("ຍັງບໍ່ເປີດ", "not open yet"), "open": ("ເປີດຢູ່", "open"), "closed": ("ປິດແລ້ວ", "closed"),
           "done": ("ສໍາເລັດ", "done"), "skipped": ("ຂ້າມ", "skipped")}
-MONTHS = [(1, "ມັງກອນ", "January"), (2, "ກຸມພາ", "February"), (3, "ມີນາ", "March"), (4, "ເມສາ", "April"),
-          (5, "ພຶດສະພາ", "May"), (6, "ມິຖຸນາ", "June"), (7, "ກໍລະກົດ", "July"), (8, "ສິງຫາ", "August"),
-          (9, "ກັນຍາ", "September"), (10, "ຕຸລາ", "October"), (11, "ພະຈິກ", "November"), (12, "ທັນວາ", "December")]
+MONTHS = [(month, month_name(month, "lo"), month_name(month, "en")) for month in range(1, 13)]  # Babel's names
 
 
 @dataclass(frozen=True)
