@@ -287,9 +287,10 @@ def record_comment(*, session: Session, member_id: int, step_id: int, now: datet
 
 
 def record_rsvp(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
-                partstat: str, reason: str = "") -> Accepted:
+                partstat: str, reason: str = "", ical: dict | None = None) -> Accepted:
     """Accept / tentative / decline, stored as an iTIP reply is (one rsvp Response per person, body =
-    PARTSTAT, the reason as its comment); a later answer replaces the earlier one."""
+    PARTSTAT, the reason as its comment); a later answer replaces the earlier one. `ical`: what a mailed
+    iTIP reply carried (uid, sequence, ical_stamp), which orders later replies (calendars.rsvp.is_newer)."""
     ctx = _check(session, member_id=member_id, step_id=step_id, now=now, channel=channel,
                  kinds=("meeting", "review"))
     partstat = (partstat or "").upper()
@@ -298,7 +299,7 @@ def record_rsvp(*, session: Session, member_id: int, step_id: int, now: datetime
     reason = _text("reason", reason, limit=1000)
     row = session.exec(select(Response).where(Response.step_id == step_id, Response.member_id == member_id,
                                               Response.kind == "rsvp")).first()
-    data = {"comment": reason, "stamp": now.isoformat(), "source": channel}
+    data = {"comment": reason, "stamp": now.isoformat(), "source": channel, **(ical or {})}
     if row is not None:
         row.body, row.data, row.at = partstat, data, now
     new = Response(step_id=step_id, member_id=member_id, kind="rsvp", body=partstat, data=data, at=now)

@@ -303,12 +303,10 @@ def _record(session: Session, kind: str, *, member_id: int, step_id: int, now: d
         elif kind == "comment":
             answers.record_comment(**common, body=_cut(fields["text"], answers.MAX_TEXT))
         else:
-            accepted = answers.record_rsvp(**common, partstat=fields["partstat"],
-                                           reason=_cut(fields.get("comment", ""), 1000))
             stamp = fields.get("stamp")
-            # what orders later iTIP replies of this person (calendars.rsvp.is_newer)
-            accepted.row.data = {**accepted.row.data, "uid": fields.get("uid"), "sequence": fields.get("sequence", 0),
-                                 "ical_stamp": stamp.isoformat() if stamp else None}
+            answers.record_rsvp(**common, partstat=fields["partstat"], reason=_cut(fields.get("comment", ""), 1000),
+                                ical={"uid": fields.get("uid"), "sequence": fields.get("sequence", 0),
+                                      "ical_stamp": stamp.isoformat() if stamp else None})
     except answers.AnswerRefused as refused:
         raise _Refused(f"refused ({refused.code}): {refused.message}") from None
 
