@@ -84,16 +84,11 @@ class _Context:
 def _check(session: Session, *, member_id: int, step_id: int, now: datetime, channel: str,
            kinds: Iterable[str], window: str = "step", revision: int | None = None,
            audience: str = "step") -> _Context:
-    if now.tzinfo is None:
-        raise ValueError("now must carry a zone")
-    if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
+    _check_call(now, channel)
     step = session.get(Step, step_id)
     if step is None:
         raise AnswerRefused("unknown-step", f"no step {step_id}")
-    cycle = session.get(Cycle, step.cycle_id)
-    if cycle is None or cycle.state != "live":
-        raise AnswerRefused("not-live", "this cycle is no longer running")
+    cycle = _live_cycle(session, step.cycle_id)
     if step.kind not in kinds:
         raise AnswerRefused("wrong-step", f"step {step.key!r} ({step.kind}) takes no such answer")
     cs = CycleState(session, cycle)
@@ -112,6 +107,21 @@ def _check(session: Session, *, member_id: int, step_id: int, now: datetime, cha
         raise AnswerRefused("not-in-audience", f"member {member_id} is not asked to answer {step.key!r} on "
                                                f"{now.astimezone(cs.zone):%Y-%m-%d}")
     return _Context(cs, step, late)
+
+
+def _check_call(now: datetime, channel: str) -> None:
+    """A caller's mistake, not a person's: a moment without a zone, a channel nobody answers by."""
+    if now.tzinfo is None:
+        raise ValueError("now must carry a zone")
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
+
+
+def _live_cycle(session: Session, cycle_id: int) -> Cycle:
+    cycle = session.get(Cycle, cycle_id)
+    if cycle is None or cycle.state != "live":
+        raise AnswerRefused("not-live", "this cycle is no longer running")
+    return cycle
 
 
 def _holds(session: Session, member_id: int, roles, groups: tuple[str, Any], day) -> bool:
@@ -219,11 +229,7 @@ def record_suggestion(*, session: Session, member_id: int, step_id: int, now: da
     months = sorted({int(m) for m in months})
     if any(not 1 <= m <= 12 for m in months):
         raise AnswerRefused("invalid", "months are 1 to 12")
-    known = {item["key"] for item in answer_lists()["serves"]}
-    serves = [s for s in dict.fromkeys(serves) if s]
-    unknown = [s for s in serves if s not in known]
-    if unknown:
-        raise AnswerRefused("invalid", f"unknown aim(s): {', '.join(unknown)}")
+    serves = checked_serves(serves, "unknown aim(s): {}")
     data = {"title": title, "what": _text("what", what), "why": _text("why", why), "months": months,
             "lead": _text("lead organisation", lead, limit=300), "serves": serves,
             "serves_other": _text("other aim", serves_other, limit=300)}
@@ -240,6 +246,17 @@ def _schedule_receipt(session: Session, ctx: _Context, member_id: int, now: date
     moment tell them apart."""
     schedule_now(ctx.cs, ctx.step, RECEIPT, f"{suggestion_id}-{now.strftime('%Y%m%dT%H%M%S%f')}",
                  session.get(Member, member_id), now)
+
+
+def checked_serves(keys: Iterable[str], unknown: str) -> list[str]:
+    """Keys of the list of what an activity may serve (answer_lists.yaml), each once and in order; AnswerRefused
+    with `unknown` (a format naming the unknown ones) when one is not on it."""
+    known = {item["key"] for item in answer_lists()["serves"]}
+    serves = [key for key in dict.fromkeys(keys or ()) if key]
+    missing = [key for key in serves if key not in known]
+    if missing:
+        raise AnswerRefused("invalid", unknown.format(", ".join(missing)))
+    return serves
 
 
 def withdraw_suggestion(*, session: Session, member_id: int, step_id: int, now: datetime, channel: str,
@@ -528,13 +545,8 @@ def record_disposition(*, session: Session, member_id: int, step_id: int, now: d
 def secretariat_action(*, session: Session, member_id: int, cycle_id: int, now: datetime, channel: str) -> CycleState:
     """Check that the member is secretariat of the cycle's group on the day of `now` (plan edits, which
     are no answer to a step but the secretariat's own work); the caller writes with `audit_action`."""
-    if now.tzinfo is None:
-        raise ValueError("now must carry a zone")
-    if channel not in CHANNELS:
-        raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
-    cycle = session.get(Cycle, cycle_id)
-    if cycle is None or cycle.state != "live":
-        raise AnswerRefused("not-live", "this cycle is no longer running")
+    _check_call(now, channel)
+    cycle = _live_cycle(session, cycle_id)
     cs = CycleState(session, cycle)
     if not _holds(session, member_id, ("secretariat-head", "secretariat"), ("group", cycle.group_id),
                   now.astimezone(cs.zone).date()):

@@ -83,11 +83,7 @@ def _clean(cs: CycleState, values: ActivityFields) -> dict:
     group = (values.group_code or cs.group.code).strip().upper()
     if group not in cs.group_codes:
         raise AnswerRefused("invalid", f"responsible group: {group} is not one of {', '.join(cs.group_codes)}")
-    known = {item["key"] for item in reference()}
-    serves = [key for key in dict.fromkeys(values.serves or ()) if key]
-    unknown = [key for key in serves if key not in known]
-    if unknown:
-        raise AnswerRefused("invalid", f"serves: unknown item(s) {', '.join(unknown)}")
+    serves = answers.checked_serves(values.serves, "serves: unknown item(s) {}")
     budget = values.budget
     if budget in ("", None):
         budget = None
