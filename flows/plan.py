@@ -236,10 +236,12 @@ def _next_position(session: Session, cycle_id: int) -> int:
     return max(positions, default=0) + 1
 
 
-def new_activity(cs: CycleState, values: ActivityFields, now: datetime, origin: str) -> PlanActivity:
-    """A checked activity, not yet added to the session."""
+def new_activity(cs: CycleState, values: ActivityFields, now: datetime, origin: str, *,
+                 raise_revision: bool = True) -> PlanActivity:
+    """A checked activity, not yet added to the session. Added once the draft has gone out, it raises the plan
+    revision; a suggestion accepted in the review (`raise_revision=False`) joins the current one."""
     _editable(cs)
-    revision = _revision_for_edit(cs, now)
+    revision = _revision_for_edit(cs, now) if raise_revision else cs.cycle.plan_revision
     return PlanActivity(cycle_id=cs.cycle.id, position=_next_position(cs.session, cs.cycle.id), origin=origin,
                         revision=revision, created_at=now, updated_at=now, **_clean(cs, values))
 
@@ -299,10 +301,7 @@ def dispose(session: Session, *, member_id: int, suggestion_id: int, now: dateti
     activity = None
     if outcome == "accepted":
         cs = CycleState(session, session.get(Cycle, cycle_id))
-        values = values or from_suggestion(suggestion)
-        _editable(cs)
-        activity = PlanActivity(cycle_id=cycle_id, position=_next_position(session, cycle_id), origin="suggestion",
-                                revision=cs.cycle.plan_revision, created_at=now, updated_at=now, **_clean(cs, values))
+        activity = new_activity(cs, values or from_suggestion(suggestion), now, "suggestion", raise_revision=False)
     accepted = answers.record_disposition(session=session, member_id=member_id, step_id=step_id, now=now,
                                           channel=channel, suggestion_id=suggestion_id, outcome=outcome,
                                           reason=reason, activity=activity, activity_id=into)
